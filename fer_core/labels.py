@@ -1,0 +1,28 @@
+"""The FER2013 label set, image geometry and split names: the one place they are defined."""
+
+from __future__ import annotations
+
+EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES: int = len(EMOTIONS)
+IMG_SIZE: int = 48
+NUM_PIXELS: int = IMG_SIZE * IMG_SIZE
+
+TRAINING = "Training"
+PUBLIC_TEST = "PublicTest"
+PRIVATE_TEST = "PrivateTest"
+SPLITS: tuple[str, ...] = (TRAINING, PUBLIC_TEST, PRIVATE_TEST)
+
+# Kaggle's official per-class counts, used to check a user's full FER2013 file.
+FER2013_COUNTS: dict[str, tuple[int, ...]] = {
+    TRAINING: (3995, 436, 4097, 7215, 4830, 3171, 4965),
+    PUBLIC_TEST: (467, 56, 496, 895, 653, 415, 607),
+    PRIVATE_TEST: (491, 55, 528, 879, 594, 416, 626),
+}
+
+
+def emotion_index(name: str) -> int:
+    """Index of an emotion name, case-insensitive; raises ValueError naming the known ones."""
+    key = name.strip().lower()
+    if key not in EMOTIONS:
+        raise ValueError(f"unknown emotion {name!r}; known: {', '.join(EMOTIONS)}")
+    return EMOTIONS.index(key)

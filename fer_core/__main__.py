@@ -1,0 +1,39 @@
+"""Command line: `python -m fer_core {inspect,train,runs,evaluate} ...`.
+
+Each sub-command lives in `fer_core/cli/<name>.py` with `add_arguments(parser)` and
+`run(args) -> int`; this module only wires them into one argparse program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+
+COMMANDS: dict[str, str] = {
+    "inspect": "rows per split and class of a dataset, and the problems found",
+    "train": "train a model into a new run folder (or resume one)",
+    "runs": "list the runs in the runs folder",
+    "evaluate": "metrics and confusion matrix of a run or model on a split",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"fer_core.cli.{name}")
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(f"fer_core.cli.{args.command}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

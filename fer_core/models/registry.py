@@ -1,0 +1,90 @@
+"""The registry itself: `register_model`, `create_model`, `list_models`, `load_model`."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
+import keras
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "default.keras"
+
+Builder = Callable[..., keras.Model]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI shows of a registered model: name, one line, and its options' defaults."""
+
+    name: str
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_BUILDERS: dict[str, Builder] = {}
+_INFOS: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str, description: str) -> Callable[[Builder], Builder]:
+    """Decorator: register `builder(**options) -> keras.Model` under `name`."""
+
+    def wrap(builder: Builder) -> Builder:
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is registered twice")
+        params = inspect.signature(builder).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        _BUILDERS[name] = builder
+        _INFOS[name] = ModelInfo(name=name, description=description, defaults=defaults)
+        return builder
+
+    return wrap
+
+
+def model_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def list_models() -> list[ModelInfo]:
+    return [_INFOS[name] for name in model_names()]
+
+
+def create_model(name: str, **options: Any) -> keras.Model:
+    """Build the registered model `name` with keyword options; unknown names and options fail loudly."""
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(model_names())}")
+    unknown = set(options) - set(_INFOS[name].defaults)
+    if unknown:
+        raise TypeError(
+            f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; "
+            f"its options: {', '.join(sorted(_INFOS[name].defaults)) or 'none'}"
+        )
+    return _BUILDERS[name](**options)
+
+
+def count_params(model: keras.Model) -> int:
+    return int(model.count_params())
+
+
+def default_model_path() -> Path:
+    """The shipped model, overridable with `FER_DEFAULT_MODEL` (tests, custom deployments)."""
+    override = os.environ.get("FER_DEFAULT_MODEL")
+    return Path(override) if override else DEFAULT_MODEL_PATH
+
+
+def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
+    """Load a native `.keras` model with Keras safe mode on (no code from `Lambda` layers)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: only native .keras model files are accepted")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for corrupt or foreign files
+        raise ValueError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc

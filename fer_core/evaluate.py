@@ -1,0 +1,429 @@
+"""Judge a model on a split: batched predictions, metrics, confusion, TTA, comparison, mistakes.
+
+Conventions, so no metric divides by zero:
+- precision of a class the model never predicts is 0.0; recall of a class absent from the
+  labels is 0.0; F1 is 0.0 when precision + recall is 0.
+- macro-F1 averages F1 over the classes that occur in the labels or in the predictions (as
+  scikit-learn does), so a split without "disgust" that the model also never calls "disgust"
+  is not marked down for it; such a class keeps 0.0 in the per-class table with support 0.
+- a row of the row-normalised confusion matrix whose class has no support is all zeros.
+
+Predictions are cached so reopening a result is instant: for a run in `runs/<id>/eval/`,
+for any other model (a .keras path, `default`) under `.cache/eval/<model hash>/`. Each entry
+is `<split>.json` (metrics and the key) plus `<split>.npz` (probabilities, with and without
+the horizontal flip). The key hashes the model file and the images and labels, so a changed
+model or data invalidates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_core.labels import EMOTIONS, NUM_CLASSES
+
+BATCH_SIZE = 256
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall, F1 and support of one class; `predicted` counts predictions of it."""
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    predicted: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything derived from a confusion matrix (rows: true class, columns: predicted)."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: tuple[ClassMetrics, ...]
+    confusion: np.ndarray
+
+    @property
+    def confusion_normalized(self) -> np.ndarray:
+        return normalize_rows(self.confusion)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "per_class": {
+                c.name: {
+                    "precision": c.precision,
+                    "recall": c.recall,
+                    "f1": c.f1,
+                    "support": c.support,
+                    "predicted": c.predicted,
+                }
+                for c in self.per_class
+            },
+            "confusion": self.confusion.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class EvalResult(Metrics):
+    """Metrics of one model on one set of faces, with the probabilities they came from.
+
+    With `tta` the probabilities are the mean over each face and its mirror image, and
+    `accuracy_without_tta` keeps the plain accuracy so both can be shown.
+    """
+
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_CLASSES), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tta: bool = False
+    accuracy_without_tta: float | None = None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["n"] = int(len(self.labels))
+        out["tta"] = self.tta
+        if self.tta:
+            out["accuracy_without_tta"] = self.accuracy_without_tta
+        return out
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One misclassified face: its index in the evaluated arrays and the model's top-3."""
+
+    index: int
+    true: int
+    predicted: int
+    confidence: float
+    top3: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result B minus result A: metric differences and the normalised-confusion difference."""
+
+    a: EvalResult
+    b: EvalResult
+    accuracy_diff: float
+    macro_f1_diff: float
+    f1_diff: dict[str, float]
+    recall_diff: dict[str, float]
+    precision_diff: dict[str, float]
+    confusion_diff: np.ndarray
+
+
+# --- metrics (pure numpy) -------------------------------------------------------------------
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
+                     num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Counts (num_classes, num_classes), rows = true class, columns = predicted class."""
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    predictions = np.asarray(predictions, dtype=np.int64).ravel()
+    if labels.shape != predictions.shape:
+        raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
+    for what, arr in (("labels", labels), ("predictions", predictions)):
+        if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+            raise ValueError(f"{what} must lie in 0..{num_classes - 1}, got {arr.min()}..{arr.max()}")
+    flat = np.bincount(labels * num_classes + predictions, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def normalize_rows(cm: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (the class's support); rows with no support stay zero."""
+    cm = np.asarray(cm, dtype=np.float64)
+    support = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, support, out=np.zeros_like(cm), where=support > 0)
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=np.asarray(den) > 0)
+
+
+def metrics_from_confusion(cm: np.ndarray, class_names: tuple[str, ...] = EMOTIONS) -> Metrics:
+    """Accuracy, macro-F1 and per-class precision/recall/F1/support (conventions: module doc)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"confusion must be {len(class_names)}x{len(class_names)}, got {cm.shape}")
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = _safe_div(tp, predicted)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    total = int(cm.sum())
+    accuracy = float(tp.sum() / total) if total else 0.0
+    present = (support > 0) | (predicted > 0)
+    macro_f1 = float(f1[present].mean()) if present.any() else 0.0
+    per_class = tuple(
+        ClassMetrics(name, float(precision[i]), float(recall[i]), float(f1[i]),
+                     int(support[i]), int(predicted[i]))
+        for i, name in enumerate(class_names)
+    )
+    return Metrics(accuracy, macro_f1, per_class, cm)
+
+
+def result_from_probs(probs: np.ndarray, labels: np.ndarray, *, tta: bool = False,
+                      accuracy_without_tta: float | None = None) -> EvalResult:
+    """Wrap probabilities (N, 7) and labels (N,) into an `EvalResult`."""
+    probs = np.asarray(probs, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    m = metrics_from_confusion(confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1]))
+    return EvalResult(m.accuracy, m.macro_f1, m.per_class, m.confusion, probs=probs,
+                      labels=labels, tta=tta, accuracy_without_tta=accuracy_without_tta)
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+
+def _predict_fn(model: Any) -> Any:
+    """A `tf.function` over `model(x, training=False)`, built once per model.
+
+    `model.predict` sets up a whole tf.data pipeline per call; a traced function with a
+    fixed batch signature runs the graph directly and is several times faster here.
+    """
+    fn = getattr(model, "_fer_predict_fn", None)
+    if fn is None:
+        import tensorflow as tf
+
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        try:
+            model._fer_predict_fn = fn
+        except AttributeError:  # pragma: no cover - a model that refuses attributes
+            pass
+    return fn
+
+
+def predict_probs(model: Any, images: np.ndarray, *, flip: bool = False,
+                  batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """Softmax outputs (N, 7) for uint8 faces (N, 48, 48) or (N, 48, 48, 1), in batches.
+
+    `flip` mirrors each face left-right first (for test-time augmentation).
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, 1), got shape {x.shape}")
+    if flip:
+        x = x[:, :, ::-1, :]
+    n = len(x)
+    out = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+    if n == 0:
+        return out
+    fn = _predict_fn(model)
+    for start in range(0, n, batch_size):
+        batch = np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)
+        if len(batch) < batch_size and n > batch_size:
+            # pad the last batch so the traced graph keeps one shape
+            pad = np.zeros((batch_size - len(batch), *batch.shape[1:]), np.float32)
+            probs = np.asarray(fn(np.concatenate([batch, pad])))[: len(batch)]
+        else:
+            probs = np.asarray(fn(batch))
+        out[start:start + len(batch)] = probs
+    return out
+
+
+def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,
+                   batch_size: int = BATCH_SIZE) -> EvalResult:
+    """Predict and score (no cache). With `tta`, average each face with its mirror image."""
+    plain = predict_probs(model, images, batch_size=batch_size)
+    if not tta:
+        return result_from_probs(plain, labels)
+    flipped = predict_probs(model, images, flip=True, batch_size=batch_size)
+    return _tta_result(plain, flipped, labels)
+
+
+def _tta_result(plain: np.ndarray, flipped: np.ndarray, labels: np.ndarray) -> EvalResult:
+    labels = np.asarray(labels, dtype=np.int64)
+    acc_plain = float((plain.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
+    return result_from_probs((plain + flipped) / 2, labels, tta=True,
+                             accuracy_without_tta=acc_plain)
+
+
+# --- comparison and mistakes ----------------------------------------------------------------
+
+
+def compare(a: EvalResult, b: EvalResult) -> Comparison:
+    """B minus A, metric by metric; positive means B is better (or predicts that cell more)."""
+    def diff(attr: str) -> dict[str, float]:
+        return {ca.name: getattr(cb, attr) - getattr(ca, attr)
+                for ca, cb in zip(a.per_class, b.per_class)}
+
+    return Comparison(
+        a=a, b=b,
+        accuracy_diff=b.accuracy - a.accuracy,
+        macro_f1_diff=b.macro_f1 - a.macro_f1,
+        f1_diff=diff("f1"), recall_diff=diff("recall"), precision_diff=diff("precision"),
+        confusion_diff=b.confusion_normalized - a.confusion_normalized,
+    )
+
+
+def top_mistakes(result: EvalResult, true_class: int, predicted_class: int,
+                 k: int = 24) -> list[Mistake]:
+    """Faces of `true_class` predicted as `predicted_class`, most confident first.
+
+    With true == predicted this lists the most confident correct answers of that class.
+    """
+    preds = result.predictions
+    idx = np.flatnonzero((result.labels == true_class) & (preds == predicted_class))
+    conf = result.probs[idx, predicted_class]
+    order = idx[np.argsort(-conf, kind="stable")][:k]
+    out = []
+    for i in order:
+        top = np.argsort(-result.probs[i], kind="stable")[:3]
+        out.append(Mistake(
+            index=int(i), true=int(true_class), predicted=int(predicted_class),
+            confidence=float(result.probs[i, predicted_class]),
+            top3=tuple((EMOTIONS[j], float(result.probs[i, j])) for j in top),
+        ))
+    return out
+
+
+# --- cache ----------------------------------------------------------------------------------
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the model's identity in cache keys)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_hash(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 over the images' and labels' bytes and shapes."""
+    h = hashlib.sha256()
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    h.update(repr((images.shape, labels.shape)).encode())
+    h.update(images.tobytes())
+    h.update(labels.tobytes())
+    return h.hexdigest()
+
+
+def split_key(name: str) -> str:
+    """A file-name-safe cache name for a split or an uploaded file ("my data.csv" -> "my_data")."""
+    stem = re.sub(r"\.(csv|zip|gz)$", "", str(name), flags=re.IGNORECASE)
+    stem = re.sub(r"\.(csv|zip|gz)$", "", stem, flags=re.IGNORECASE)
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._")
+    return key[:80] or "split"
+
+
+def cache_root() -> Path:
+    """Folder for caches of models that are not runs: `$FER_CACHE_DIR` or `.cache/`."""
+    return Path(os.environ.get("FER_CACHE_DIR", ".cache"))
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model spec points: its .keras file, and the folder for its eval cache."""
+
+    spec: str
+    path: Path
+    eval_dir: Path
+    run_id: str | None
+
+
+def resolve_model(spec: str) -> ModelRef:
+    """A run id, a .keras path or `default` -> the model file and its eval cache folder."""
+    from fer_core import runs
+
+    path = Path(runs.resolve_model_path(spec))
+    run_id = None
+    try:
+        run = runs.get_run(spec)
+    except (KeyError, FileNotFoundError, ValueError):
+        run = None
+    if run is not None:
+        run_id = run.id
+        eval_dir = Path(run.dir) / "eval"
+    else:
+        eval_dir = cache_root() / "eval" / file_hash(path)[:16]
+    return ModelRef(spec=spec, path=path, eval_dir=eval_dir, run_id=run_id)
+
+
+def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
+    key = split_key(split)
+    return eval_dir / f"{key}.json", eval_dir / f"{key}.npz"
+
+
+def _read_cache(eval_dir: Path, split: str, key: str) -> dict[str, np.ndarray] | None:
+    meta_path, arr_path = _cache_paths(eval_dir, split)
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key or meta.get("version") != CACHE_VERSION:
+            return None
+        with np.load(arr_path) as z:
+            return {name: z[name] for name in z.files}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_cache(eval_dir: Path, split: str, key: str, meta: dict[str, Any],
+                 arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays then metadata, each atomically, so a reader never sees half an entry."""
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    meta_path, arr_path = _cache_paths(eval_dir, split)
+    tmp = arr_path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, arr_path)
+    tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
+    tmp_meta.write_text(json.dumps({"version": CACHE_VERSION, "key": key, **meta}, indent=1))
+    os.replace(tmp_meta, meta_path)
+
+
+def evaluate_cached(spec: str, images: np.ndarray, labels: np.ndarray, *, split: str,
+                    tta: bool = False, model: Any = None, source: str = "") -> EvalResult:
+    """`evaluate_model` for a model spec (run id, .keras path, `default`) with a disk cache.
+
+    `split` names the cache entry (a split name or an uploaded file's name). `model` may be
+    the already loaded model of `spec`; it is loaded only on a cache miss otherwise. The plain
+    and flipped probabilities are stored separately, so switching TTA on later only runs the
+    flipped pass.
+    """
+    ref = resolve_model(spec)
+    key = f"{file_hash(ref.path)}:{data_hash(images, labels)}"
+    cached = _read_cache(ref.eval_dir, split, key) or {}
+    plain = cached.get("probs")
+    flipped = cached.get("probs_flip")
+    if plain is None or (tta and flipped is None):
+        if model is None:
+            from fer_core.models import load_model
+
+            model = load_model(ref.path)
+        if plain is None:
+            plain = predict_probs(model, images)
+        if tta and flipped is None:
+            flipped = predict_probs(model, images, flip=True)
+        arrays = {"probs": plain, "labels": np.asarray(labels, dtype=np.int64)}
+        if flipped is not None:
+            arrays["probs_flip"] = flipped
+        meta: dict[str, Any] = {
+            "model": str(ref.path), "spec": spec, "run": ref.run_id, "split": split,
+            "source": source, "n": int(len(labels)),
+            "metrics": result_from_probs(plain, labels).to_dict(),
+        }
+        if flipped is not None:
+            meta["metrics_tta"] = _tta_result(plain, flipped, labels).to_dict()
+        _write_cache(ref.eval_dir, split, key, meta, arrays)
+    if tta:
+        return _tta_result(plain, flipped, labels)
+    return result_from_probs(plain, labels)

@@ -1,0 +1,567 @@
+"""Run folders on disk: create, list, read status/events/history, rename, delete, lock.
+
+One training run is one folder `<root>/<id>/` (root: `runs_dir` argument > `$FER_RUNS_DIR`
+> `./runs`):
+
+    config.json        the TrainConfig (enough to rebuild the model)
+    status.json        {"state": queued|running|finished|stopped|failed, "error", "pid", ...}
+    events.jsonl       progress events, one JSON object a line ("kind": started|batch|epoch|...)
+    history.csv        one row per finished epoch
+    weights/best.keras best epoch so far; weights/last.keras latest epoch with optimizer state
+    weights/last.json  {"epoch": n} for last.keras (n epochs completed)
+    logs/              TensorBoard
+    eval/              evaluation results (written by fer_core.evaluate)
+    job.log            stdout/stderr of a background job
+    STOP               present when a graceful stop was requested
+
+Metadata is written atomically (temp file + os.replace) so a reader never sees half a file,
+and readers never crash on a corrupt or foreign folder: it is listed as "unreadable".
+The trainer is the only writer of a running run; the UI and CLI read, and request a stop
+by creating the STOP file. This module imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer_core.config import ConfigError, TrainConfig
+
+STATES: tuple[str, ...] = ("queued", "running", "finished", "stopped", "failed")
+ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
+UNREADABLE = "unreadable"
+LOCK_NAME = ".train.lock"
+STOP_NAME = "STOP"
+HISTORY_FIELDS: tuple[str, ...] = (
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+)
+
+
+
+class RunError(ValueError):
+    """A run cannot be found, read or changed; the message says which and why."""
+
+
+class JobBusy(RuntimeError):
+    """Another training job holds the runs folder's lock."""
+
+    def __init__(self, run_id: str | None, pid: int | None, root: Path) -> None:
+        who = f"run {run_id!r} (pid {pid})" if run_id else f"pid {pid}" if pid else "another job"
+        super().__init__(
+            f"a training job is already running in {root}: {who}; stop it or wait for it to finish"
+        )
+        self.run_id = run_id
+        self.pid = pid
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What is known about one run folder; `state` already accounts for dead processes."""
+
+    id: str
+    dir: Path
+    config: TrainConfig | None  # None when config.json is missing or invalid
+    status: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # why the folder is unreadable, if it is
+
+    @property
+    def state(self) -> str:
+        return UNREADABLE if self.problem else str(self.status.get("state", UNREADABLE))
+
+    @property
+    def readable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def name(self) -> str:
+        return str(self.status.get("name") or (self.config.name if self.config else "") or self.id)
+
+    @property
+    def error(self) -> str | None:
+        return self.problem or self.status.get("error")
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed so far."""
+        return int(self.status.get("epoch") or 0)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.status.get("epochs") or (self.config.epochs if self.config else 0))
+
+    @property
+    def best_model_path(self) -> Path | None:
+        path = self.dir / "weights" / "best.keras"
+        return path if path.is_file() else None
+
+    @property
+    def last_model_path(self) -> Path | None:
+        path = self.dir / "weights" / "last.keras"
+        return path if path.is_file() else None
+
+    @property
+    def created(self) -> float:
+        return float(self.status.get("created_at") or _mtime(self.dir))
+
+
+# ---------------------------------------------------------------- locations
+
+
+def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
+    """The runs folder: `runs_dir` > `$FER_RUNS_DIR` > `./runs` (not created here)."""
+    if runs_dir:
+        return Path(runs_dir).expanduser().resolve()
+    env = os.environ.get("FER_RUNS_DIR", "").strip()
+    return Path(env).expanduser().resolve() if env else Path.cwd().resolve() / "runs"
+
+
+def run_path(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of a run given its id (a plain name), a folder path or a RunInfo."""
+    if isinstance(run, RunInfo):
+        return run.dir
+    if isinstance(run, os.PathLike) or os.sep in str(run):
+        return Path(run).expanduser().resolve()
+    run_id = str(run).strip()
+    if not run_id or run_id.startswith(".") or "/" in run_id:
+        raise RunError(f"invalid run id {run_id!r}")
+    return runs_root(runs_dir) / run_id
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    _write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_start_token(pid: int) -> str | None:
+    """The kernel's start time of `pid` (Linux), to tell a live process from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def pid_alive(pid: int | None, start_token: str | None = None) -> bool:
+    """Whether `pid` runs (zombies count as dead; a reused pid with another start time too)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        fields_after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True  # no /proc (not Linux): os.kill said it exists
+    if fields_after_name[0] in ("Z", "X"):
+        return False
+    return start_token is None or fields_after_name[19] == start_token
+
+
+# ---------------------------------------------------------------- create, read, list
+
+
+def new_run_id(config: TrainConfig) -> str:
+    """`YYYYmmdd-HHMMSS-<model>[-<name>]`: sortable by time, readable, safe as a folder name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parts = [stamp, config.model] + ([config.name] if config.name else [])
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts)).strip("-.")
+    return slug[:80]
+
+
+def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -> RunInfo:
+    """Make a new run folder holding config.json and a "queued" status, all or nothing.
+
+    The folder is assembled under a hidden temporary name and renamed into place, so a
+    failure never leaves a half-made run behind.
+    """
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
+    try:
+        for sub in ("weights", "logs", "eval"):
+            (tmp / sub).mkdir()
+        write_json(tmp / "config.json", config.to_dict())
+        now = time.time()
+        write_json(tmp / "status.json", {
+            "state": "queued", "error": None, "pid": None, "pid_start": None,
+            "name": config.name, "created_at": now, "updated_at": now, "started_at": None,
+            "finished_at": None, "epoch": 0, "epochs": config.epochs,
+        })
+        base = new_run_id(config)
+        for attempt in range(1000):
+            run_id = base if attempt == 0 else f"{base}-{attempt + 1}"
+            try:
+                os.rename(tmp, root / run_id)  # fails if the target exists and is not empty
+            except OSError:
+                if (root / run_id).exists():
+                    continue
+                raise
+            return get_run(run_id, root)
+        raise RunError(f"could not find a free run id for {base!r} in {root}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def get_run(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> RunInfo:
+    """Read one run; raises RunError when the folder does not exist, else never fails."""
+    path = run_path(run, runs_dir)
+    if not path.is_dir():
+        raise RunError(f"no run {path.name!r} in {path.parent}")
+    return _read_run(path)
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
+    """Every run folder, newest first; a corrupt or foreign folder is listed as unreadable."""
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    runs = [_read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return sorted(runs, key=lambda r: (r.created, r.id), reverse=True)
+
+
+def _read_run(path: Path) -> RunInfo:
+    try:
+        status = read_json(path / "status.json")
+        if not isinstance(status, dict) or status.get("state") not in STATES:
+            raise ValueError("status.json has no valid 'state'")
+    except (OSError, ValueError) as exc:
+        return RunInfo(path.name, path, None, {}, f"not a readable run folder: {_brief(exc)}")
+    try:
+        config = TrainConfig.from_dict(read_json(path / "config.json"))
+    except (OSError, ValueError, ConfigError) as exc:
+        return RunInfo(path.name, path, None, status, f"config.json: {_brief(exc)}")
+    status = dict(status)
+    if status["state"] in ACTIVE_STATES and status.get("pid") and not pid_alive(
+        status.get("pid"), status.get("pid_start")
+    ):
+        status["state"] = "failed"
+        status["interrupted"] = True
+        status["error"] = (
+            f"interrupted: the training process (pid {status['pid']}) ended without reporting "
+            f"(killed or crashed) after {status.get('epoch', 0)} epoch(s); it can be resumed"
+        )
+    return RunInfo(path.name, path, config, status)
+
+
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{Path(exc.filename or '?').name} missing"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ---------------------------------------------------------------- status, events, history
+
+
+def read_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> dict:
+    return get_run(run, runs_dir).status
+
+
+def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into status.json (atomically) and return the new status."""
+    path = Path(run_dir) / "status.json"
+    try:
+        status = read_json(path)
+        if not isinstance(status, dict):
+            status = {}
+    except (OSError, ValueError):
+        status = {}
+    status.update(changes)
+    status["updated_at"] = time.time()
+    write_json(path, status)
+    return status
+
+
+def append_event(run_dir: Path, kind: str, **data: Any) -> dict[str, Any]:
+    """Append one event line to events.jsonl (a single write, so lines never interleave)."""
+    event = {"kind": kind, "time": round(time.time(), 3), **data}
+    line = json.dumps(event, default=_json_default, allow_nan=True) + "\n"
+    with open(Path(run_dir) / "events.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(line)
+    return event
+
+
+def read_events(
+    run: str | os.PathLike | RunInfo,
+    runs_dir: str | os.PathLike | None = None,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    start: int = 0,
+) -> list[dict[str, Any]]:
+    """Events of a run in order (from line `start`), optionally only some kinds.
+
+    A torn last line (the trainer is mid-write) or a garbled one is skipped.
+    """
+    path = run_path(run, runs_dir) / "events.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[start:]
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and (kinds is None or event.get("kind") in kinds):
+            events.append(event)
+    return events
+
+
+def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite history.csv (atomically) with one row per epoch."""
+    extra = sorted({k for row in rows for k in row} - set(HISTORY_FIELDS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*HISTORY_FIELDS, *extra], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(Path(run_dir) / "history.csv", buf.getvalue())
+
+
+def read_history(
+    run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None
+) -> list[dict[str, float]]:
+    """history.csv as a list of {column: number} rows (empty when there is none yet)."""
+    path = run_path(run, runs_dir) / "history.csv"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row: dict[str, float] = {}
+        for key, value in raw.items():
+            try:
+                row[key] = float(value) if value not in (None, "") else float("nan")
+            except ValueError:
+                continue
+        if "epoch" in row:
+            row["epoch"] = int(row["epoch"])
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- change
+
+
+def rename_run(
+    run: str | os.PathLike | RunInfo, name: str, runs_dir: str | os.PathLike | None = None
+) -> RunInfo:
+    """Give a run a new display name (config.json and status.json); its id stays."""
+    info = get_run(run, runs_dir)
+    if not info.readable or info.config is None:
+        raise RunError(f"run {info.id!r} is unreadable ({info.problem}); it cannot be renamed")
+    config = info.config.replace(name=name)  # validates the name
+    write_json(info.dir / "config.json", config.to_dict())
+    update_status(info.dir, name=config.name)
+    return get_run(info.dir)
+
+
+def delete_run(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> None:
+    """Remove a run folder; refuses while its training process is alive."""
+    info = get_run(run, runs_dir)
+    if info.active:
+        raise RunError(f"run {info.id!r} is {info.state}; stop it before deleting it")
+    shutil.rmtree(info.dir)
+
+
+def request_stop(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> Path:
+    """Ask the trainer of a run to stop after its current batch (creates the STOP file)."""
+    path = run_path(run, runs_dir) / STOP_NAME
+    _write_text(path, f"{time.time()}\n")
+    return path
+
+
+def stop_requested(run_dir: Path) -> bool:
+    return (Path(run_dir) / STOP_NAME).exists()
+
+
+def clear_stop(run_dir: Path) -> None:
+    (Path(run_dir) / STOP_NAME).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- model specs
+
+
+def resolve_model_path(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """A model file from a spec: `default` (the shipped model), a `.keras` path, or a run id
+    (its best weights). Raises RunError saying what was tried."""
+    text = str(spec).strip()
+    if text == "default":
+        from fer_core.models import default_model_path  # Keras import only when needed
+
+        path = default_model_path()
+        if not path.is_file():
+            raise RunError(f"no default model shipped yet: {path} does not exist")
+        return path
+    path = Path(text).expanduser()
+    if text.endswith(".keras") or os.sep in text:
+        if not path.is_file():
+            raise RunError(f"model file {path} does not exist")
+        if path.suffix != ".keras":
+            raise RunError(f"{path}: only native .keras model files are accepted")
+        return path.resolve()
+    root = runs_root(runs_dir)
+    if text and not text.startswith(".") and (root / text).is_dir():
+        info = _read_run(root / text)
+        if info.best_model_path is None:
+            raise RunError(
+                f"run {text!r} has no best weights yet (state {info.state}, "
+                f"{info.epoch} epoch(s) done)"
+            )
+        return info.best_model_path
+    raise RunError(
+        f"unknown model {text!r}: not a run id in {root}, not a .keras file, and not 'default'"
+    )
+
+
+# ---------------------------------------------------------------- the one-job lock
+
+
+class RunsLock:
+    """The runs folder's training lock: held by at most one process, released by its death.
+
+    An `fcntl.flock` on `<root>/.train.lock`: the kernel drops it when the holder exits in
+    any way (SIGKILL included), so a crashed job can never leave it stuck, and taking it is
+    atomic, so two browser sessions pressing Start together cannot both win. The file's
+    content (pid, run id) only serves messages. The descriptor can be inherited by a child
+    process (`fd`), which then holds the lock for as long as it lives.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+
+    def write_holder(self, pid: int, run_id: str | None) -> None:
+        data = json.dumps({"pid": pid, "pid_start": process_start_token(pid), "run_id": run_id,
+                           "since": time.time()}).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+    def close(self) -> None:
+        """Close this process's descriptor without unlocking (a child still holds it)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> RunsLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire_lock(
+    runs_dir: str | os.PathLike | None = None, *, run_id: str | None = None, wait: float = 0.5
+) -> RunsLock:
+    """Take the runs folder's lock or raise JobBusy naming the job that holds it.
+
+    Retries for `wait` seconds so that a momentary probe by `lock_holder` is not mistaken
+    for a running job.
+    """
+    root = runs_root(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = _read_holder(path)
+                os.close(fd)
+                raise JobBusy(holder.get("run_id"), holder.get("pid"), root) from None
+            time.sleep(0.05)
+    lock = RunsLock(fd, path)
+    lock.write_holder(os.getpid(), run_id)
+    return lock
+
+
+def lock_holder(runs_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """{"pid", "run_id", "since"} of the job holding the lock, or None when it is free."""
+    path = runs_root(runs_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path) or {"pid": None, "run_id": None, "since": None}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text() or "{}")
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

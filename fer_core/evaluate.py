@@ -327,9 +327,20 @@ def split_key(name: str) -> str:
     return key[:80] or "split"
 
 
+def entry_name(source: str, split: str) -> str:
+    """Cache entry name of a split of a dataset source: the split name itself, prefixed with
+    the file's name for an upload ("upload:faces.csv", "all" -> "faces_all")."""
+    if str(source).startswith("upload:"):
+        return split_key(f"{split_key(str(source)[len('upload:'):])}_{split}")
+    return split_key(split)
+
+
 def cache_root() -> Path:
-    """Folder for caches of models that are not runs: `$FER_CACHE_DIR` or `.cache/`."""
-    return Path(os.environ.get("FER_CACHE_DIR", ".cache"))
+    """The project's cache folder (`$FER_CACHE_DIR`, default `.cache/`), shared with the data
+    loader; evaluations of models that are not runs go in its `eval/`."""
+    from fer_core.data import cache_dir
+
+    return cache_dir()
 
 
 @dataclass(frozen=True)
@@ -346,18 +357,14 @@ def resolve_model(spec: str) -> ModelRef:
     """A run id, a .keras path or `default` -> the model file and its eval cache folder."""
     from fer_core import runs
 
-    path = Path(runs.resolve_model_path(spec))
-    run_id = None
-    try:
+    spec = str(spec).strip()
+    path = Path(runs.resolve_model_path(spec))  # RunError (a ValueError) names what failed
+    is_path = spec == "default" or spec.endswith(".keras") or os.sep in spec
+    if not is_path:
         run = runs.get_run(spec)
-    except (KeyError, FileNotFoundError, ValueError):
-        run = None
-    if run is not None:
-        run_id = run.id
-        eval_dir = Path(run.dir) / "eval"
-    else:
-        eval_dir = cache_root() / "eval" / file_hash(path)[:16]
-    return ModelRef(spec=spec, path=path, eval_dir=eval_dir, run_id=run_id)
+        return ModelRef(spec=spec, path=path, eval_dir=Path(run.dir) / "eval", run_id=run.id)
+    return ModelRef(spec=spec, path=path, eval_dir=cache_root() / "eval" / file_hash(path)[:16],
+                    run_id=None)
 
 
 def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:

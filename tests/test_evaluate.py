@@ -110,3 +110,125 @@ def test_split_key_is_file_safe():
     assert ev.split_key("my data (1).csv.gz") == "my_data_1"
     assert ev.split_key("../../etc") == "etc"
     assert ev.split_key("") == "split"
+
+
+# --- end to end: a tiny trained run on the demo set -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from tiny_run import demo, make_tiny_run
+
+    root = tmp_path_factory.mktemp("runs")
+    info = make_tiny_run(root)
+    return info, demo(), root
+
+
+@pytest.fixture
+def runs_env(tiny, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tiny[2]))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    return tiny
+
+
+def test_batched_predictions_match_keras_predict(tiny):
+    from fer_core.models import load_model
+
+    info, data, _ = tiny
+    model = load_model(info.best_model_path)
+    images, _ = data.split("Training")
+    images = images[:70]  # 70 = 2 batches of 32 + a padded one of 6
+    ours = ev.predict_probs(model, images, batch_size=32)
+    ref = model.predict(images[..., None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    flipped = ev.predict_probs(model, images, flip=True, batch_size=32)
+    ref_flip = model.predict(images[:, :, ::-1, None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(flipped, ref_flip, atol=1e-5)
+
+
+def test_tiny_run_end_to_end(runs_env):
+    from fer_core.eval_charts import confusion_figure
+    from fer_core.models import load_model
+
+    info, data, _ = runs_env
+    images, labels = data.split("PublicTest")
+    res = ev.evaluate_cached(info.id, images, labels, split="PublicTest")
+    assert res.confusion.sum() == len(labels)
+    np.testing.assert_array_equal(res.confusion.sum(axis=1), np.bincount(labels, minlength=7))
+    assert [c.support for c in res.per_class] == np.bincount(labels, minlength=7).tolist()
+    assert res.accuracy == pytest.approx(np.trace(res.confusion) / len(labels))
+    assert res.accuracy > 1 / 7, "the tiny model should beat chance on the demo faces"
+    # the heatmap draws exactly the confusion matrix, and percentages that sum to 100 per row
+    counts = confusion_figure(res.confusion).data[0]
+    np.testing.assert_array_equal(np.asarray(counts.z), res.confusion)
+    pct = np.asarray(confusion_figure(res.confusion, normalized=True).data[0].z)
+    np.testing.assert_allclose(pct.sum(axis=1), 100.0)
+    np.testing.assert_array_equal(np.asarray(counts.customdata)[..., 0], res.confusion)
+    # the same numbers as evaluating the loaded model directly
+    direct = ev.evaluate_model(load_model(info.best_model_path), images, labels)
+    np.testing.assert_array_equal(direct.confusion, res.confusion)
+    # files in the run folder
+    meta = json.loads((info.dir / "eval" / "PublicTest.json").read_text())
+    assert meta["metrics"]["confusion"] == res.confusion.tolist()
+    assert meta["n"] == len(labels) and meta["run"] == info.id
+    assert (info.dir / "eval" / "PublicTest.npz").is_file()
+
+
+def test_cache_hit_needs_no_model_and_tta_adds_the_flip(runs_env, monkeypatch):
+    import fer_core.models
+
+    info, data, _ = runs_env
+    images, labels = data.split("PrivateTest")
+    first = ev.evaluate_cached(info.id, images, labels, split="PrivateTest")
+    with np.load(info.dir / "eval" / "PrivateTest.npz") as z:
+        assert "probs_flip" not in z.files
+
+    def no_load(path):
+        raise AssertionError("cache hit expected, but the model was loaded")
+
+    monkeypatch.setattr(fer_core.models, "load_model", no_load)
+    again = ev.evaluate_cached(info.id, images, labels, split="PrivateTest")
+    np.testing.assert_array_equal(again.probs, first.probs)
+    monkeypatch.undo()
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs_env[2]))
+    tta = ev.evaluate_cached(info.id, images, labels, split="PrivateTest", tta=True)
+    assert tta.tta and tta.accuracy_without_tta == pytest.approx(first.accuracy)
+    with np.load(info.dir / "eval" / "PrivateTest.npz") as z:
+        np.testing.assert_allclose((z["probs"] + z["probs_flip"]) / 2, tta.probs, atol=1e-6)
+    meta = json.loads((info.dir / "eval" / "PrivateTest.json").read_text())
+    assert meta["metrics_tta"]["accuracy"] == pytest.approx(tta.accuracy)
+
+
+def test_changed_data_or_model_invalidates_the_cache(runs_env, monkeypatch, tmp_path):
+    import fer_core.models
+
+    info, data, _ = runs_env
+    images, labels = data.split("PublicTest")
+    ev.evaluate_cached(info.id, images, labels, split="PublicTest")
+    calls = []
+    real_load = fer_core.models.load_model
+    monkeypatch.setattr(fer_core.models, "load_model", lambda p: calls.append(p) or real_load(p))
+    changed = images.copy()
+    changed[0] = 255 - changed[0]
+    ev.evaluate_cached(info.id, changed, labels, split="PublicTest")
+    assert len(calls) == 1, "changed images must miss the cache"
+    # a changed model file (here: the same weights saved again, so different bytes) misses too
+    model = real_load(info.best_model_path)
+    model.save(info.best_model_path)
+    ev.evaluate_cached(info.id, changed, labels, split="PublicTest")
+    assert len(calls) == 2
+
+
+def test_non_run_model_caches_under_cache_dir(runs_env, tmp_path):
+    from tiny_run import model_file
+
+    _, data, _ = runs_env
+    images, labels = data.split("PublicTest")
+    path = tmp_path / "copy.keras"
+    path.write_bytes(model_file().read_bytes())
+    res = ev.evaluate_cached(str(path), images, labels, split="PublicTest")
+    entry = tmp_path / "cache" / "eval" / ev.file_hash(path)[:16] / "PublicTest.json"
+    assert entry.is_file()
+    assert json.loads(entry.read_text())["metrics"]["accuracy"] == pytest.approx(res.accuracy)
+    with pytest.raises(ValueError, match="unknown model"):
+        ev.evaluate_cached("no-such-run", images, labels, split="PublicTest")

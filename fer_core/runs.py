@@ -314,16 +314,22 @@ def read_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | 
 def update_status(run_dir: Path, **changes: Any) -> dict[str, Any]:
     """Merge `changes` into status.json (atomically) and return the new status."""
     path = Path(run_dir) / "status.json"
+    # Read-modify-write under a lock: the trainer, a job starter and a rename can overlap.
+    fd = os.open(Path(run_dir) / ".status.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        status = read_json(path)
-        if not isinstance(status, dict):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            status = read_json(path)
+            if not isinstance(status, dict):
+                status = {}
+        except (OSError, ValueError):
             status = {}
-    except (OSError, ValueError):
-        status = {}
-    status.update(changes)
-    status["updated_at"] = time.time()
-    write_json(path, status)
-    return status
+        status.update(changes)
+        status["updated_at"] = time.time()
+        write_json(path, status)
+        return status
+    finally:
+        os.close(fd)
 
 
 def append_event(run_dir: Path, kind: str, **data: Any) -> dict[str, Any]:

@@ -1,0 +1,419 @@
+"""Classify faces in video frames and photos: the fast classifier, tracking, smoothing, drawing.
+
+`process_frame` is the one function the Live page's webcam callback, its photo view and
+`benchmarks/live_pipeline.py` all call. It never raises: a bad frame or a failing model is
+counted in the `StreamMonitor`, the frame goes back as it came, and the stream goes on.
+
+Speed matters here (a webcam delivers 15-30 frames a second on a 2-core CPU):
+- `Classifier` traces the Keras model once into a `tf.function` with a fixed input signature;
+  `model.predict` would rebuild a data pipeline on every call (tens of ms).
+- every face of a frame goes through the model in one batch;
+- with a `FaceTracker`, the detector scans the whole frame only every few frames and otherwise
+  looks for the known faces near where they were (`FaceDetector.detect_near`).
+
+When the environment variable `FER_FRAME_LOG` names a file, every processed frame appends one
+JSON line `{"t": ..., "faces": [{"box": [x, y, w, h], "label": ..., "probs": [7 floats]}]}`
+to it (the browser test reads it to see what the server saw).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
+import tensorflow as tf
+from fer_core.detect import Box, FaceDetector, iou
+from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
+
+FRAME_LOG_ENV = "FER_FRAME_LOG"
+
+# BGR colour per emotion for boxes and labels, in EMOTIONS order.
+EMOTION_COLORS: tuple[tuple[int, int, int], ...] = (
+    (40, 40, 220),  # angry: red
+    (40, 140, 60),  # disgust: green
+    (160, 60, 160),  # fear: purple
+    (40, 200, 240),  # happy: yellow
+    (200, 120, 40),  # sad: blue
+    (30, 140, 250),  # surprise: orange
+    (200, 200, 200),  # neutral: light gray
+)
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    """One classified face: where it is, the top emotion, and all seven probabilities."""
+
+    box: Box
+    label: str
+    confidence: float
+    probs: tuple[float, ...]
+    track_id: int | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "box": [int(v) for v in self.box],
+            "label": self.label,
+            "probs": [round(p, 5) for p in self.probs],
+        }
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Where one frame's time went, in milliseconds."""
+
+    detect_ms: float
+    classify_ms: float
+    total_ms: float
+    faces: int
+    full_scan: bool
+
+
+class Classifier:
+    """A Keras FER model behind one traced `tf.function`; safe to share between threads.
+
+    Input: (N, 48, 48) or (N, 48, 48, 1) grey levels 0..255. Output: (N, 7) float32
+    probabilities. The model is traced and run once at construction (warm-up), so the first
+    webcam frame does not pay for tracing, and a model with the wrong output is refused there.
+    """
+
+    def __init__(self, model, *, warmup: bool = True) -> None:
+        self.model = model
+        self.name = getattr(model, "name", "model")
+        spec = tf.TensorSpec((None, IMG_SIZE, IMG_SIZE, 1), tf.float32)
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self._lock = threading.Lock()
+        if warmup:
+            self._check(self.predict(np.full((2, IMG_SIZE, IMG_SIZE), 128, np.uint8)))
+
+    def _check(self, probs: np.ndarray) -> None:
+        if probs.shape != (2, NUM_CLASSES):
+            raise ValueError(
+                f"model {self.name!r} gives output of shape {probs.shape[1:]} per face; "
+                f"a FER model must give {NUM_CLASSES} class probabilities"
+            )
+        if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3) or (probs < 0).any():
+            raise ValueError(f"model {self.name!r} does not end in a softmax: rows do not sum to 1")
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of 48x48 face crops (an empty batch gives (0, 7))."""
+        faces = np.asarray(faces)
+        if faces.ndim == 3:
+            faces = faces[..., None]
+        if faces.shape[1:] != (IMG_SIZE, IMG_SIZE, 1):
+            raise ValueError(f"face crops must be (N, 48, 48[, 1]), got {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
+        batch = tf.constant(faces.astype(np.float32, copy=False))
+        with self._lock:
+            out = self._fn(batch)
+        return np.asarray(out, dtype=np.float32)
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """A uint8 HxWx3 BGR copy-or-view of a gray, gray+channel, BGR or BGRA frame."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        if np.issubdtype(frame.dtype, np.floating):
+            top = 1.0 if frame.size and np.nanmax(frame) <= 1.0 else 255.0
+            frame = np.clip(np.nan_to_num(frame) * (255.0 / top), 0, 255).astype(np.uint8)
+        elif frame.dtype == np.uint16:
+            frame = (frame >> 8).astype(np.uint8)
+        else:
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return cv2.cvtColor(frame[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return np.ascontiguousarray(frame)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    raise ValueError(f"a frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {frame.shape}")
+
+
+def crop_faces(gray: np.ndarray, boxes: list[Box], margin: float = 0.1) -> np.ndarray:
+    """48x48 gray crops, one per box: the box made square, grown by `margin` of its side on
+    each side (FER2013 faces show a little hair and chin), padded by edge replication where
+    it leaves the frame (faces at the edge keep their shape)."""
+    crops = np.empty((len(boxes), IMG_SIZE, IMG_SIZE), np.uint8)
+    height, width = gray.shape
+    for i, box in enumerate(boxes):
+        side = max(box.w, box.h) * (1.0 + 2.0 * margin)
+        cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+        x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
+        x1, y1 = x0 + max(1, round(side)), y0 + max(1, round(side))
+        patch = gray[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+        pads = (max(0, -y0), max(0, y1 - height), max(0, -x0), max(0, x1 - width))
+        if any(pads):
+            patch = cv2.copyMakeBorder(patch, *pads, borderType=cv2.BORDER_REPLICATE)
+        interp = cv2.INTER_AREA if patch.shape[0] > IMG_SIZE else cv2.INTER_LINEAR
+        crops[i] = cv2.resize(patch, (IMG_SIZE, IMG_SIZE), interpolation=interp)
+    return crops
+
+
+@dataclass
+class _Track:
+    id: int
+    box: Box
+    probs: np.ndarray
+    missed: int = 0
+
+
+class FaceTracker:
+    """Per-stream memory: which face is which across frames, and their smoothed probabilities.
+
+    Faces are matched to the previous frame's by box overlap (IoU, greedily, best pairs first);
+    a track not matched for `max_missed` frames is forgotten. One tracker per video stream.
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._since_scan = 0
+        self._lost = False
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tracks.clear()
+            self._since_scan = 0
+            self._lost = False
+
+    def boxes_to_refind(self, rescan_every: int) -> list[Box] | None:
+        """Boxes to look for near their last place, or None when this frame needs a full scan
+        (no faces known, a face was lost last frame, or `rescan_every` frames have passed)."""
+        with self._lock:
+            seen = [t.box for t in self._tracks if t.missed == 0]
+            if not seen or self._lost or rescan_every <= 1 or self._since_scan >= rescan_every - 1:
+                self._since_scan = 0
+                return None
+            self._since_scan += 1
+            return seen
+
+    def update(
+        self, boxes: list[Box], probs: np.ndarray, smoothing: float, *, refound_from: int = -1
+    ) -> tuple[list[int], np.ndarray]:
+        """Match this frame's faces to tracks; return their track ids and smoothed probabilities.
+
+        smoothing: weight of the past in the exponential average (0: this frame only).
+        refound_from: how many known faces were searched for (-1 after a full scan): finding
+        fewer schedules a full scan for the next frame.
+        """
+        smoothing = float(min(max(smoothing, 0.0), 0.99))
+        with self._lock:
+            self._lost = 0 <= refound_from and len(boxes) < refound_from
+            pairs = sorted(
+                (
+                    (iou(box, track.box), i, j)
+                    for i, box in enumerate(boxes)
+                    for j, track in enumerate(self._tracks)
+                ),
+                reverse=True,
+            )
+            match: dict[int, int] = {}
+            used: set[int] = set()
+            for score, i, j in pairs:
+                if score < self.iou_threshold:
+                    break
+                if i not in match and j not in used:
+                    match[i] = j
+                    used.add(j)
+            ids: list[int] = []
+            smoothed = np.array(probs, dtype=np.float32, copy=True)
+            for i, box in enumerate(boxes):
+                if i in match:
+                    track = self._tracks[match[i]]
+                    track.probs = smoothing * track.probs + (1.0 - smoothing) * smoothed[i]
+                    track.box, track.missed = box, 0
+                else:
+                    track = _Track(self._next_id, box, smoothed[i].copy())
+                    self._next_id += 1
+                    self._tracks.append(track)
+                    used.add(len(self._tracks) - 1)
+                smoothed[i] = track.probs
+                ids.append(track.id)
+            for j, track in enumerate(self._tracks):
+                if j not in used:
+                    track.missed += 1
+            self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+            return ids, smoothed
+
+
+@dataclass
+class StreamMonitor:
+    """What the UI thread shows about a stream, written by the frame thread under a lock:
+    counts, recent timings and FPS, the latest faces, and the main face's recent history."""
+
+    history_s: float = 30.0
+    frames: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    latest: list[FacePrediction] = field(default_factory=list)
+    _timings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=90))
+    _stamps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=90))
+    _timeline: collections.deque = field(default_factory=collections.deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, timing: FrameTiming, faces: list[FacePrediction]) -> None:
+        now = time.time()
+        with self._lock:
+            self.frames += 1
+            self._timings.append(timing)
+            self._stamps.append(now)
+            self.latest = list(faces)
+            if faces:
+                self._timeline.append((now, faces[0].probs))
+            while self._timeline and self._timeline[0][0] < now - self.history_s:
+                self._timeline.popleft()
+
+    def record_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def snapshot(self) -> dict:
+        """A consistent copy for drawing: counts, FPS over the last frames, median timings,
+        latest faces, and the main face's (time, probs) history."""
+        with self._lock:
+            stamps = list(self._stamps)
+            timings = list(self._timings)
+            fps = 0.0
+            # No frame for 2 s: the stream stopped or stalled, so it runs at 0 FPS.
+            if len(stamps) > 1 and stamps[-1] > stamps[0] and time.time() - stamps[-1] < 2.0:
+                fps = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+            def med(attr: str) -> float:
+                return float(np.median([getattr(t, attr) for t in timings])) if timings else 0.0
+
+            return {
+                "frames": self.frames,
+                "errors": self.errors,
+                "last_error": self.last_error,
+                "fps": fps,
+                "frame_ms": med("total_ms"),
+                "detect_ms": med("detect_ms"),
+                "classify_ms": med("classify_ms"),
+                "faces": list(self.latest),
+                "timeline": list(self._timeline),
+            }
+
+
+_LOG_LOCK = threading.Lock()
+
+
+def _log_frame(faces: list[FacePrediction], error: str | None = None) -> None:
+    path = os.environ.get(FRAME_LOG_ENV)
+    if not path:
+        return
+    entry: dict = {"t": round(time.time(), 3), "faces": [f.to_json() for f in faces]}
+    if error:
+        entry["error"] = error
+    try:
+        with _LOG_LOCK, open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+    except OSError:
+        pass  # the log is a diagnostic; a full disk must not stop the stream
+
+
+def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
+    """Draw box, label and confidence for each face onto `image` (BGR, modified in place)."""
+    for face in faces:
+        x, y, w, h = face.box
+        color = EMOTION_COLORS[EMOTIONS.index(face.label)]
+        thick = max(1, round(w / 60))
+        cv2.rectangle(image, (x, y), (x + w, y + h), color, thick)
+        text = f"{face.label} {face.confidence:.0%}"
+        scale = max(0.35, min(1.2, w / 160))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        top = y - th - base - 4 if y - th - base - 4 >= 0 else y  # inside the box at the top edge
+        cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), color, cv2.FILLED)
+        cv2.putText(
+            image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick,
+            cv2.LINE_AA,
+        )
+    return image
+
+
+def process_frame(
+    frame_bgr: np.ndarray,
+    detector: FaceDetector,
+    classifier: Classifier,
+    *,
+    tracker: FaceTracker | None = None,
+    smoothing: float = 0.0,
+    rescan_every: int = 5,
+    monitor: StreamMonitor | None = None,
+    margin: float = 0.1,
+    whole_image: bool = False,
+    draw: bool = True,
+) -> tuple[np.ndarray, list[FacePrediction]]:
+    """Detect, classify and draw every face of one frame; never raises.
+
+    frame_bgr: HxWx3 BGR (gray, HxWx1 and BGRA are accepted too); the annotated copy is BGR.
+    tracker: per-stream state; with it faces keep ids, probabilities are smoothed by
+      `smoothing` and full scans happen every `rescan_every` frames (without it, every frame).
+    whole_image: skip detection and classify the whole image as one face (photos where the
+      detector finds none).
+    Returns (annotated frame, faces largest first). On an error the frame comes back as it
+    came (or as BGR if it could be converted), with no faces; the monitor counts the error.
+    """
+    start = time.perf_counter()
+    image = frame_bgr
+    try:
+        image = as_bgr(frame_bgr)
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"empty frame of shape {np.shape(frame_bgr)}")
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        refind = None if whole_image or tracker is None else tracker.boxes_to_refind(rescan_every)
+        if whole_image:
+            boxes = [Box(0, 0, gray.shape[1], gray.shape[0])]
+        elif refind is None:
+            boxes = detector.detect(gray)
+        else:
+            boxes = detector.detect_near(gray, refind)
+        t_detect = time.perf_counter()
+        probs = classifier.predict(crop_faces(gray, boxes, 0.0 if whole_image else margin))
+        ids: list[int | None] = [None] * len(boxes)
+        if tracker is not None and not whole_image:
+            ids, probs = tracker.update(
+                boxes, probs, smoothing, refound_from=-1 if refind is None else len(refind)
+            )
+        t_classify = time.perf_counter()
+        faces = [
+            FacePrediction(
+                box=box,
+                label=EMOTIONS[int(np.argmax(p))],
+                confidence=float(np.max(p)),
+                probs=tuple(float(v) for v in p),
+                track_id=track_id,
+            )
+            for box, p, track_id in zip(boxes, probs, ids)
+        ]
+        annotated = draw_faces(image.copy(), faces) if draw else image
+        end = time.perf_counter()
+        if monitor is not None:
+            timing = FrameTiming(
+                detect_ms=(t_detect - start) * 1e3,
+                classify_ms=(t_classify - t_detect) * 1e3,
+                total_ms=(end - start) * 1e3,
+                faces=len(faces),
+                full_scan=refind is None,
+            )
+            monitor.record(timing, faces)
+        _log_frame(faces)
+        return annotated, faces
+    except Exception as exc:  # the stream must survive any bad frame or model failure
+        if monitor is not None:
+            monitor.record_error(exc)
+        _log_frame([], error=f"{type(exc).__name__}: {exc}")
+        return image, []

@@ -1,0 +1,270 @@
+"""Tests of fer_core.infer: the classifier, crops, tracking/smoothing, and `process_frame` on
+real faces and on every kind of bad frame (it must never raise)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from face_frames import face_centers, face_frame
+from fer_core.detect import Box, FaceDetector
+from fer_core.infer import (
+    FRAME_LOG_ENV,
+    Classifier,
+    FaceTracker,
+    StreamMonitor,
+    as_bgr,
+    crop_faces,
+    process_frame,
+)
+from fer_core.labels import EMOTIONS, NUM_CLASSES
+from fer_core.models import create_model, load_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A tiny registered model saved and loaded back the way the page loads models."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    create_model("fernet", width=4, convs=1).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(model_path) -> Classifier:
+    return Classifier(load_model(model_path))
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def test_classifier_matches_the_keras_model(classifier):
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    probs = classifier.predict(faces)
+    expected = np.asarray(classifier.model(faces[..., None].astype(np.float32), training=False))
+    assert probs.shape == (5, NUM_CLASSES) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert classifier.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, NUM_CLASSES)
+
+
+def test_classifier_is_traced_once_for_any_batch_size(classifier):
+    for n in (1, 2, 3, 7):
+        classifier.predict(np.zeros((n, 48, 48, 1), np.uint8))
+    assert classifier._fn.experimental_get_tracing_count() == 1
+
+
+def test_classifier_rejects_wrong_crops_and_wrong_models(classifier):
+    with pytest.raises(ValueError, match="48, 48"):
+        classifier.predict(np.zeros((2, 32, 32), np.uint8))
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    logits = keras.layers.Dense(7)(keras.layers.Flatten()(inputs))
+    with pytest.raises(ValueError, match="softmax"):
+        Classifier(keras.Model(inputs, logits))
+    five = keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(inputs))
+    with pytest.raises(ValueError, match="7 class"):
+        Classifier(keras.Model(inputs, five))
+
+
+def test_classifier_shared_by_threads(classifier):
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    expected = classifier.predict(faces)
+    out: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda: out.extend(classifier.predict(faces) for _ in range(5)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 15 and all(np.allclose(o, expected, atol=1e-5) for o in out)
+
+
+def test_crops_keep_edge_faces_square_and_sized():
+    gray = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
+    boxes = [Box(10, 10, 40, 40), Box(0, 0, 30, 30), Box(100, 80, 20, 20), Box(0, 0, 120, 100)]
+    crops = crop_faces(gray, boxes, margin=0.2)
+    assert crops.shape == (4, 48, 48) and crops.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "frame, shape",
+    [
+        (np.zeros((4, 6), np.uint8), (4, 6, 3)),
+        (np.zeros((4, 6, 1), np.uint8), (4, 6, 3)),
+        (np.zeros((4, 6, 4), np.uint8), (4, 6, 3)),
+        (np.ones((4, 6, 3), np.float32), (4, 6, 3)),
+        (np.full((4, 6, 3), 65535, np.uint16), (4, 6, 3)),
+    ],
+)
+def test_as_bgr_accepts_common_formats(frame, shape):
+    out = as_bgr(frame)
+    assert out.shape == shape and out.dtype == np.uint8
+    if frame.dtype != np.uint8 and frame.size:
+        assert out.max() == 255
+
+
+@pytest.mark.parametrize("n_faces", [1, 3])
+def test_process_frame_labels_every_real_face(detector, classifier, n_faces):
+    frame = face_frame(n_faces)
+    monitor = StreamMonitor()
+    annotated, faces = process_frame(frame, detector, classifier, monitor=monitor)
+    assert len(faces) == n_faces
+    assert annotated.shape == frame.shape and not np.array_equal(annotated, frame)
+    for center in face_centers(n_faces):
+        assert any(f.box.x <= center[0] <= f.box.x + f.box.w for f in faces)
+    crops = crop_faces(_gray(frame), [f.box for f in faces])
+    expected = classifier.predict(crops)
+    for face, probs in zip(faces, expected):
+        assert face.label == EMOTIONS[int(np.argmax(probs))]
+        assert face.confidence == pytest.approx(float(probs.max()), abs=1e-5)
+        assert sum(face.probs) == pytest.approx(1.0, abs=1e-4) and len(face.probs) == 7
+    snap = monitor.snapshot()
+    assert snap["frames"] == 1 and snap["errors"] == 0 and len(snap["faces"]) == n_faces
+    assert snap["detect_ms"] > 0 and snap["classify_ms"] > 0 and len(snap["timeline"]) == 1
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def test_process_frame_no_face(detector, classifier):
+    frame = face_frame(0)
+    annotated, faces = process_frame(frame, detector, classifier)
+    assert faces == [] and np.array_equal(annotated, frame)
+
+
+def test_process_frame_faces_at_the_edges(detector, classifier):
+    touching = np.ascontiguousarray(face_frame(1)[:, 250:])  # face box starts ~10 px from the edge
+    annotated, faces = process_frame(touching, detector, classifier)
+    assert len(faces) == 1 and annotated.shape == touching.shape
+    cut = np.roll(face_frame(1), -300, axis=1)  # face half out of the left edge
+    cut[:, 300:] = face_frame(0)[:, 300:]
+    for image in (touching, cut, touching[:130], touching[350:]):
+        annotated, faces = process_frame(image, detector, classifier)
+        assert annotated.shape == image.shape
+        for face in faces:
+            assert face.box.x >= 0 and face.box.x + face.box.w <= image.shape[1]
+            assert face.box.y >= 0 and face.box.y + face.box.h <= image.shape[0]
+
+
+def test_process_frame_many_faces(classifier):
+    row = np.concatenate([face_frame(3)] * 2, axis=1)
+    frame = np.concatenate([row, row], axis=0)  # 12 faces on 1280x960
+    annotated, faces = process_frame(frame, FaceDetector(detect_width=640), classifier)
+    assert len(faces) == 12 and annotated.shape == frame.shape
+    assert len({f.box for f in faces}) == 12
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((1, 1, 3), np.uint8),
+        np.zeros((7, 3, 3), np.uint8),
+        np.zeros((481, 641, 3), np.uint8),
+        np.zeros((480, 640), np.uint8),
+        np.zeros((480, 640, 4), np.uint8),
+        np.zeros((2, 2, 2), np.uint8),
+        np.zeros((5,), np.uint8),
+        None,
+    ],
+    ids=["empty", "1px", "7x3", "odd", "gray", "bgra", "2ch", "1d", "none"],
+)
+def test_process_frame_never_raises(detector, classifier, frame):
+    monitor = StreamMonitor()
+    annotated, faces = process_frame(frame, detector, classifier, monitor=monitor)
+    assert faces == []
+    snap = monitor.snapshot()
+    assert snap["frames"] + snap["errors"] == 1
+    if frame is None or frame.size == 0 or frame.ndim == 1 or frame.shape[-1] == 2:
+        assert snap["errors"] == 1 and snap["last_error"]
+    else:
+        assert snap["errors"] == 0 and annotated.shape[:2] == frame.shape[:2]
+
+
+def test_process_frame_survives_a_failing_model(detector):
+    class Broken:
+        def predict(self, faces):
+            raise RuntimeError("model exploded")
+
+    monitor = StreamMonitor()
+    frame = face_frame(1)
+    for _ in range(3):
+        annotated, faces = process_frame(frame, detector, Broken(), monitor=monitor)
+        assert faces == [] and annotated.shape == frame.shape
+    snap = monitor.snapshot()
+    assert snap["errors"] == 3 and "model exploded" in snap["last_error"]
+
+
+def test_grayscale_and_bgra_input_find_the_face(detector, classifier):
+    frame = face_frame(1)
+    gray = _gray(frame)
+    bgra = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])
+    for image in (gray, bgra):
+        annotated, faces = process_frame(image, detector, classifier)
+        assert len(faces) == 1 and annotated.shape == frame.shape
+
+
+def test_whole_image_as_one_face(detector, classifier):
+    _, faces = process_frame(face_frame(0), detector, classifier, whole_image=True)
+    assert len(faces) == 1 and faces[0].box == Box(0, 0, 640, 480)
+
+
+def test_tracker_keeps_ids_and_smooths(detector, classifier):
+    tracker = FaceTracker()
+    frame = face_frame(3)
+    seen = [process_frame(frame, detector, classifier, tracker=tracker, smoothing=0.8)[1]]
+    for shift in (4, 8, 12, 16, 20, 24):
+        moved = np.roll(frame, shift, axis=1)
+        seen.append(process_frame(moved, detector, classifier, tracker=tracker, smoothing=0.8)[1])
+    ids = [sorted(f.track_id for f in faces) for faces in seen]
+    assert all(i == ids[0] for i in ids) and len(ids[0]) == 3
+
+
+def test_smoothing_is_an_exponential_average():
+    tracker = FaceTracker()
+    box = [Box(10, 10, 50, 50)]
+    a = np.eye(7, dtype=np.float32)[[3]]
+    b = np.eye(7, dtype=np.float32)[[0]]
+    ids1, p1 = tracker.update(box, a, smoothing=0.75)
+    ids2, p2 = tracker.update([Box(12, 10, 50, 50)], b, smoothing=0.75)
+    assert ids1 == ids2
+    np.testing.assert_allclose(p2[0], 0.75 * a[0] + 0.25 * b[0])
+    ids3, p3 = tracker.update([Box(300, 300, 50, 50)], b, smoothing=0.75)
+    assert ids3 != ids1
+    np.testing.assert_allclose(p3[0], b[0])
+
+
+def test_rescans_every_n_frames_and_after_losing_a_face():
+    tracker = FaceTracker()
+    assert tracker.boxes_to_refind(3) is None  # nothing known: scan
+    tracker.update([Box(0, 0, 40, 40)], np.full((1, 7), 1 / 7), 0.0)
+    plan = [tracker.boxes_to_refind(3) for _ in range(5)]
+    assert [p is None for p in plan] == [False, False, True, False, False]
+    tracker.update([], np.zeros((0, 7)), 0.0, refound_from=1)  # the face was not found again
+    assert tracker.boxes_to_refind(3) is None
+
+
+def test_frame_log_lines(detector, classifier, tmp_path, monkeypatch):
+    log = tmp_path / "frames.jsonl"
+    monkeypatch.setenv(FRAME_LOG_ENV, str(log))
+    process_frame(face_frame(3), detector, classifier)
+    process_frame(face_frame(0), detector, classifier)
+    process_frame(np.zeros((0, 0, 3), np.uint8), detector, classifier)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 3
+    assert [len(entry["faces"]) for entry in lines] == [3, 0, 0] and "error" in lines[2]
+    face = lines[0]["faces"][0]
+    assert set(face) == {"box", "label", "probs"} and len(face["box"]) == 4
+    assert face["label"] in EMOTIONS and len(face["probs"]) == 7 and lines[0]["t"] > 0

@@ -1,0 +1,225 @@
+"""Evaluate: judge a run (or the shipped model) on a split, browse its mistakes, see why.
+
+A thin view over `fer_core.evaluate` (metrics, cached predictions, mistakes),
+`fer_core.eval_charts` (heatmaps) and `fer_core.gradcam`. Predictions are cached in the run
+folder by `fer_core`, so reopening a run and split is instant; the CLI shares the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fer_core import evaluate as ev
+from fer_core import runs
+from fer_core.data import DataError, load_dataset
+from fer_core.eval_charts import confusion_diff_figure, confusion_figure
+from fer_core.labels import EMOTIONS, SPLITS
+from fer_core.models import default_model_path
+
+UPLOAD = "Upload a FER-format CSV…"
+ALL_ROWS = "all"
+GALLERY_SIZE = 24
+GALLERY_COLUMNS = 6
+NONE = "—"
+
+
+@st.cache_data(show_spinner="Loading the active dataset…", max_entries=2)
+def _active_dataset():
+    from fer_core.data import resolve_source
+
+    return load_dataset(resolve_source())
+
+
+@st.cache_data(show_spinner="Reading the uploaded file…", max_entries=2)
+def _uploaded_dataset(data: bytes, name: str):
+    return load_dataset(data, name=name)
+
+
+@st.cache_resource(max_entries=4)
+def _model(path: str, stamp: int):
+    """A loaded model and the lock that serialises Grad-CAM on it across sessions."""
+    from fer_core.models import load_model
+
+    return load_model(path), threading.Lock()
+
+
+def _model_specs() -> dict[str, str]:
+    """Selectable models: spec -> label. Runs with best weights, newest first, then default."""
+    specs = {}
+    for info in runs.list_runs():
+        if info.readable and info.best_model_path is not None:
+            model = info.config.model if info.config else "?"
+            specs[info.id] = f"{info.name} · {model} · {info.state} ({info.id})"
+    if default_model_path().is_file():
+        specs["default"] = "default (the shipped model)"
+    return specs
+
+
+def _evaluate(spec: str, images: np.ndarray, labels: np.ndarray, entry: str, tta: bool,
+              source: str) -> ev.EvalResult | None:
+    try:
+        with st.spinner(f"Evaluating {spec} on {len(labels):,} faces…"):
+            return ev.evaluate_cached(spec, images, labels, split=entry, tta=tta, source=source)
+    except (ValueError, OSError) as exc:
+        st.error(f"Cannot evaluate {spec}: {exc}")
+        return None
+
+
+def _metrics_table(result: ev.EvalResult) -> pd.DataFrame:
+    rows = [{"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+             "support": c.support, "predicted": c.predicted} for c in result.per_class]
+    return pd.DataFrame(rows).set_index("class")
+
+
+st.title("Evaluate")
+st.caption("Pick a model and a split: metrics, confusion matrix, mistakes and Grad-CAM.")
+
+specs = _model_specs()
+if not specs:
+    st.info("No model to evaluate yet: train one on the Train page (or ship "
+            f"`{default_model_path()}`), then come back.")
+    st.stop()
+
+left, right = st.columns(2)
+spec = left.selectbox("Model", list(specs), format_func=specs.get, key="eval_model")
+
+dataset = _active_dataset()
+split_options = [s for s in dataset.splits() if s in SPLITS] + [
+    s for s in dataset.splits() if s not in SPLITS] + [UPLOAD]
+split = right.selectbox("Split", split_options, key="eval_split",
+                        index=split_options.index("PublicTest") if "PublicTest" in split_options
+                        else 0)
+
+if split == UPLOAD:
+    upload = st.file_uploader("FER-format file (emotion, pixels[, Usage]): .csv, .csv.gz or .zip",
+                              type=["csv", "gz", "zip"], key="eval_upload")
+    if upload is None:
+        st.stop()
+    try:
+        dataset = _uploaded_dataset(upload.getvalue(), upload.name)
+    except DataError as exc:
+        st.error(f"That file cannot be used: {exc}")
+        st.stop()
+    rows = st.selectbox("Rows", [ALL_ROWS, *dataset.splits()], key="eval_upload_rows")
+    split_name = rows
+    images, labels = (dataset.images, dataset.labels) if rows == ALL_ROWS else dataset.split(rows)
+else:
+    split_name = split
+    images, labels = dataset.split(split)
+
+if dataset.synthetic:
+    st.warning("These are the synthetic demo faces, not FER2013: figures here say nothing "
+               "about real faces. Load FER2013 on the Dataset page.")
+entry = ev.entry_name(dataset.source, split_name)
+tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
+                key="eval_tta")
+
+result = _evaluate(spec, images, labels, entry, tta, dataset.source)
+if result is None:
+    st.stop()
+
+tab_metrics, tab_mistakes, tab_compare = st.tabs(["Metrics", "Mistakes and Grad-CAM", "Compare"])
+
+with tab_metrics:
+    cols = st.columns(3)
+    if result.tta:
+        cols[0].metric("Accuracy (TTA)", f"{result.accuracy:.2%}",
+                       delta=f"{result.accuracy - result.accuracy_without_tta:+.2%} vs plain")
+        cols[1].metric("Accuracy without TTA", f"{result.accuracy_without_tta:.2%}")
+    else:
+        cols[0].metric("Accuracy", f"{result.accuracy:.2%}")
+    cols[-1].metric("Macro-F1", f"{result.macro_f1:.3f}")
+    st.caption(f"{len(labels):,} faces of {dataset.source} · {split_name}. A class the model "
+               "never predicts has precision 0; one absent from the split has recall 0 and is "
+               "left out of the macro-F1.")
+    st.dataframe(_metrics_table(result).style.format(
+        {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), key="eval_table")
+    normalized = st.radio("Confusion matrix shows", ["counts", "row %"], horizontal=True,
+                          key="eval_cm_mode") == "row %"
+    st.plotly_chart(confusion_figure(result.confusion, normalized=normalized),
+                    key="eval_cm_chart", on_select="rerun", selection_mode="points")
+
+with tab_mistakes:
+    # a click on a heatmap cell picks it; the two boxes pick it too
+    clicked = (st.session_state.get("eval_cm_chart") or {}).get("selection", {}).get("points")
+    if clicked and clicked != st.session_state.get("eval_cm_last_click"):
+        st.session_state["eval_cm_last_click"] = clicked
+        st.session_state["eval_true"] = clicked[0].get("y", EMOTIONS[0])
+        st.session_state["eval_pred"] = clicked[0].get("x", EMOTIONS[0])
+    c1, c2 = st.columns(2)
+    true_name = c1.selectbox("True class", EMOTIONS, key="eval_true")
+    default_pred = EMOTIONS[int(np.argmax(result.confusion[EMOTIONS.index(true_name)]
+                                          * (1 - np.eye(len(EMOTIONS))[EMOTIONS.index(true_name)])))]
+    if "eval_pred" not in st.session_state:
+        st.session_state["eval_pred"] = default_pred
+    pred_name = c2.selectbox("Predicted class", EMOTIONS, key="eval_pred")
+    t, p = EMOTIONS.index(true_name), EMOTIONS.index(pred_name)
+    mistakes = ev.top_mistakes(result, t, p, k=GALLERY_SIZE)
+    what = "correct answers" if t == p else "mistakes"
+    st.write(f"**{int(result.confusion[t, p]):,}** faces of *{true_name}* predicted *{pred_name}*; "
+             f"the {min(len(mistakes), GALLERY_SIZE)} most confident {what} first.")
+    for start in range(0, len(mistakes), GALLERY_COLUMNS):
+        cols = st.columns(GALLERY_COLUMNS)
+        for col, m in zip(cols, mistakes[start:start + GALLERY_COLUMNS]):
+            col.image(images[m.index], width=96, clamp=True)
+            col.caption(f"#{m.index}<br>" + "<br>".join(f"{n} {q:.0%}" for n, q in m.top3),
+                        unsafe_allow_html=True)
+
+    if mistakes:
+        st.subheader("Grad-CAM: where the model looked")
+        g1, g2 = st.columns(2)
+        face = g1.selectbox("Face", [m.index for m in mistakes], key="eval_cam_face",
+                            format_func=lambda i: f"#{i}")
+        target = g2.selectbox("Class to explain", ["predicted", *EMOTIONS], key="eval_cam_class")
+        model_path = runs.resolve_model_path(spec)
+        model, lock = _model(str(model_path), Path(model_path).stat().st_mtime_ns)
+        from fer_core.gradcam import gradcam, overlay
+
+        try:
+            with lock:
+                cam, cls, probs = gradcam(model, images[face],
+                                          None if target == "predicted" else EMOTIONS.index(target))
+        except ValueError as exc:
+            st.error(f"Grad-CAM is not available for this model: {exc}")
+        else:
+            v1, v2 = st.columns(2)
+            v1.image(np.repeat(np.repeat(images[face], 4, 0), 4, 1), caption=f"face #{face}",
+                     width=192)
+            v2.image(overlay(images[face], cam, scale=4), width=192,
+                     caption=f"Grad-CAM for {EMOTIONS[cls]} (p = {probs[cls]:.0%})")
+
+with tab_compare:
+    others = [s for s in specs if s != spec]
+    other = st.selectbox("Compare with", [NONE, *others], key="eval_compare",
+                         format_func=lambda s: s if s == NONE else specs[s])
+    if other != NONE:
+        result_b = _evaluate(other, images, labels, entry, tta, dataset.source)
+        if result_b is not None:
+            cmp = ev.compare(result, result_b)
+            summary = pd.DataFrame({
+                "A": [result.accuracy, result.macro_f1],
+                "B": [result_b.accuracy, result_b.macro_f1],
+                "B - A": [cmp.accuracy_diff, cmp.macro_f1_diff],
+            }, index=["accuracy", "macro-F1"])
+            st.caption(f"A = {specs[spec]}  ·  B = {specs[other]}")
+            st.dataframe(summary.style.format("{:+.3f}", subset=["B - A"])
+                         .format("{:.3f}", subset=["A", "B"]), key="eval_cmp_summary")
+            per_class = pd.DataFrame({
+                "F1 A": [c.f1 for c in result.per_class],
+                "F1 B": [c.f1 for c in result_b.per_class],
+                "F1 B - A": list(cmp.f1_diff.values()),
+                "recall B - A": list(cmp.recall_diff.values()),
+                "precision B - A": list(cmp.precision_diff.values()),
+            }, index=list(EMOTIONS))
+            st.dataframe(per_class.style.format("{:+.3f}").format("{:.3f}",
+                                                                  subset=["F1 A", "F1 B"]),
+                         key="eval_cmp_classes")
+            st.plotly_chart(confusion_diff_figure(
+                cmp.confusion_diff, title="Row-normalised confusion, B - A (points)"),
+                key="eval_cmp_chart")

@@ -1,0 +1,96 @@
+"""AppTest of pages/3_Evaluate.py with a tiny run in a temporary runs folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core.labels import EMOTIONS
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "3_Evaluate.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    from tiny_run import make_tiny_run
+
+    root = tmp_path_factory.mktemp("runs")
+    return make_tiny_run(root, "first"), make_tiny_run(root, "second"), root
+
+
+@pytest.fixture
+def env(two_runs, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_RUNS_DIR", str(two_runs[2]))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "no-default.keras"))
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here: the demo set is active
+    return two_runs
+
+
+def _chart_z(at: AppTest, index: int = 0) -> np.ndarray:
+    spec = json.loads(at.get("plotly_chart")[index].proto.spec)
+    return np.asarray(spec["data"][0]["z"], dtype=float)
+
+
+def test_page_shows_metrics_heatmap_and_gallery(env):
+    first, second, _ = env
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="eval_split").value == "PublicTest"
+    chosen = at.selectbox(key="eval_model").value
+    assert chosen in (first.id, second.id)
+    assert any("synthetic demo faces" in w.value for w in at.warning)
+    # the heatmap draws the confusion matrix written to the run folder; rows sum to support
+    run_dir = first.dir if chosen == first.id else second.dir
+    meta = json.loads((run_dir / "eval" / "PublicTest.json").read_text())
+    cm = np.asarray(meta["metrics"]["confusion"])
+    np.testing.assert_array_equal(_chart_z(at), cm)
+    support = [meta["metrics"]["per_class"][e]["support"] for e in EMOTIONS]
+    np.testing.assert_array_equal(cm.sum(axis=1), support)
+    table = at.dataframe[0].value
+    assert list(table["support"]) == support
+    # row-normalised view: each row with support sums to 100 %
+    at.radio(key="eval_cm_mode").set_value("row %").run()
+    pct = _chart_z(at)
+    np.testing.assert_allclose(pct.sum(axis=1)[np.asarray(support) > 0], 100.0)
+    # a cell with faces in it: the gallery and a Grad-CAM image appear
+    t, p = np.unravel_index(np.argmax(cm), cm.shape)
+    at.selectbox(key="eval_true").set_value(EMOTIONS[t])
+    at.selectbox(key="eval_pred").set_value(EMOTIONS[p]).run()
+    assert not at.exception, at.exception
+    assert any(f"**{cm[t, p]:,}** faces" in md.value for md in at.markdown)
+    assert at.selectbox(key="eval_cam_face").options
+    at.selectbox(key="eval_cam_class").set_value(EMOTIONS[(p + 1) % 7]).run()
+    assert not at.exception, at.exception
+
+
+def test_tta_and_compare(env):
+    first, second, _ = env
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key="eval_model").set_value(first.id)
+    at.toggle(key="eval_tta").set_value(True).run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "Accuracy (TTA)" in labels and "Accuracy without TTA" in labels
+    at.selectbox(key="eval_compare").set_value(second.id).run()
+    assert not at.exception, at.exception
+    # same weights in both runs: every difference is zero
+    diff = _chart_z(at, 1)
+    np.testing.assert_allclose(diff, 0.0, atol=1e-9)
+    summary = at.dataframe[1].value
+    np.testing.assert_allclose(summary["B - A"], 0.0, atol=1e-9)
+
+
+def test_no_runs_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "no-default.keras"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No model to evaluate yet" in at.info[0].value

@@ -1,0 +1,174 @@
+"""`python -m fer_core train`: train a model into a new run folder, or resume one.
+
+Every TrainConfig field is a flag (`--learning-rate 3e-4`, `--model-kwargs '{"width": 16}'`,
+`--augment none`); values are layered: `--preset` < `--config file.json` < flags.
+Ctrl-C (or SIGTERM) stops gracefully after the current batch; a second Ctrl-C aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from fer_core.config import (
+    FIELD_NAMES,
+    MONITORS,
+    OPTIMIZERS,
+    PRESETS,
+    SCHEDULES,
+    VAL_SOURCES,
+    ConfigError,
+    TrainConfig,
+    config_from_preset,
+)
+
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "early_stop_monitor": MONITORS,
+           "val_source": VAL_SOURCES}
+
+
+def _json_object(text: str) -> dict | None:
+    if text.strip().lower() in ("none", "null", "off"):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"width\": 16}}', got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("where the settings come from")
+    source.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
+    source.add_argument("--config", type=Path, metavar="FILE",
+                        help="a config JSON file (e.g. a run's config.json)")
+    runs_group = parser.add_argument_group("runs")
+    runs_group.add_argument("--runs-dir", type=Path, help="runs folder (default $FER_RUNS_DIR or ./runs)")
+    runs_group.add_argument("--resume", metavar="RUN_ID",
+                            help="continue a stopped/failed/killed run (only --epochs may change)")
+    runs_group.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # background jobs
+    machine = parser.add_argument_group("machine")
+    machine.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    machine.add_argument("--strategy", default="auto",
+                         choices=("auto", "default", "mirrored", "multiworker"),
+                         help="auto: several GPUs -> Mirrored, TF_CONFIG -> MultiWorkerMirrored")
+    machine.add_argument("--quiet", action="store_true", help="no progress bar")
+    fields = parser.add_argument_group("hyperparameters (TrainConfig fields)")
+    helps = TrainConfig.field_help()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": helps[f.name]}
+        if f.name in ("model_kwargs", "augment"):
+            kwargs.update(type=_json_object, metavar="JSON")
+        elif f.name in CHOICES:
+            kwargs.update(choices=CHOICES[f.name])
+        elif f.type in ("bool", bool):
+            kwargs.update(action=argparse.BooleanOptionalAction)
+        elif f.type in ("int", int):
+            kwargs.update(type=int)
+        elif f.type in ("float", float):
+            kwargs.update(type=float)
+        fields.add_argument(flag, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """preset < --config file < explicit flags."""
+    values: dict[str, Any] = {}
+    if args.preset:
+        values.update(config_from_preset(args.preset).to_dict())
+    if args.config:
+        values.update(TrainConfig.load(args.config).to_dict())
+    values.update({name: getattr(args, name) for name in FIELD_NAMES if hasattr(args, name)})
+    return TrainConfig.from_dict(values)
+
+
+def _install_stop_handlers(state: dict[str, Any]) -> None:
+    """First Ctrl-C / SIGTERM: graceful stop after the batch; second Ctrl-C: abort."""
+    from fer_core import runs
+
+    def handler(signum, frame):  # noqa: ARG001
+        if state.get("run_dir") is None or state.get("stopping"):
+            raise KeyboardInterrupt
+        state["stopping"] = True
+        runs.request_stop(state["run_dir"])
+        print("\nstopping after the current batch (Ctrl-C again to abort)", file=sys.stderr,
+              flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_core import runs
+
+    try:
+        config = None if (args.resume or args.run_dir) else config_from_args(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    changed = [n for n in FIELD_NAMES if hasattr(args, n) and n != "epochs"]
+    if (args.resume or args.run_dir) and (changed or args.preset or args.config):
+        print("error: a resumed run keeps its config; only --epochs may change", file=sys.stderr)
+        return 2
+
+    from fer_core import train as trainer  # TensorFlow loads here
+
+    trainer.configure_threads(args.threads)
+    lock = None
+    if os.environ.get("FER_LOCK_FD") is None:  # a background job inherited the lock already
+        try:
+            lock = runs.acquire_lock(args.runs_dir)
+        except runs.JobBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    state: dict[str, Any] = {"run_dir": None}
+    _install_stop_handlers(state)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["kind"] in ("started", "resumed"):
+            state["run_dir"] = runs.run_path(event["run_id"], args.runs_dir)
+            if lock is not None:
+                lock.write_holder(os.getpid(), event["run_id"])
+            print(f"run {event['run_id']}: {event['model']} ({event['params']:,} parameters), "
+                  f"{event['n_train']} training / {event['n_val']} validation images "
+                  f"({event['val_split']}), epochs {event['epoch'] + 1}..{event['epochs']}",
+                  flush=True)
+
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    epochs = getattr(args, "epochs", None)
+    try:
+        if args.run_dir:
+            state["run_dir"] = args.run_dir
+            info = trainer.train_run(args.run_dir, strategy=args.strategy, verbose=verbose,
+                                     epochs=epochs, on_event=on_event)
+        elif args.resume:
+            state["run_dir"] = runs.run_path(args.resume, args.runs_dir)
+            info = trainer.resume(args.resume, runs_dir=args.runs_dir, strategy=args.strategy,
+                                  epochs=epochs, verbose=verbose, on_event=on_event)
+        else:
+            info = trainer.train(config, runs_dir=args.runs_dir, strategy=args.strategy,
+                                 verbose=verbose, on_event=on_event)
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # ConfigError, DataError, RunError, missing files
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if lock is not None:
+            lock.release()
+    best = info.status.get("best_value")
+    best_text = f", best {info.status.get('monitor')} {best:.4f} (epoch {info.status.get('best_epoch')})" \
+        if best is not None else ""
+    print(f"run {info.id}: {info.state} after {info.epoch}/{info.epochs} epochs{best_text}")
+    if info.error:
+        print(f"  {info.error}")
+    print(f"  folder: {info.dir}")
+    return 1 if info.state == "failed" else 0

@@ -34,6 +34,10 @@ from fer_core.detect import Box, FaceDetector, iou
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
 
 FRAME_LOG_ENV = "FER_FRAME_LOG"
+# Page defaults: a full-frame face scan every 5th frame (others re-find known faces nearby),
+# and the weight of the past in the per-face exponential average of probabilities.
+DEFAULT_RESCAN_EVERY = 5
+DEFAULT_SMOOTHING = 0.6
 
 # BGR colour per emotion for boxes and labels, in EMOTIONS order.
 EMOTION_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -281,6 +285,10 @@ class StreamMonitor:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
 
+    def last_timing(self) -> FrameTiming | None:
+        with self._lock:
+            return self._timings[-1] if self._timings else None
+
     def snapshot(self) -> dict:
         """A consistent copy for drawing: counts, FPS over the last frames, median timings,
         latest faces, and the main face's (time, probs) history."""
@@ -351,7 +359,7 @@ def process_frame(
     *,
     tracker: FaceTracker | None = None,
     smoothing: float = 0.0,
-    rescan_every: int = 5,
+    rescan_every: int = DEFAULT_RESCAN_EVERY,
     monitor: StreamMonitor | None = None,
     margin: float = 0.1,
     whole_image: bool = False,

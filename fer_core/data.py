@@ -7,19 +7,36 @@ image path), the column and the problem, and counts the rows affected.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
+import io
+import json
 import os
+import shutil
+import tempfile
+import time
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from fer_core.labels import EMOTIONS, SPLITS
+from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_PIXELS, SPLITS
 
 DEMO = "demo"
 DEFAULT_CSV = "data/fer2013.csv"  # relative to the working directory (the repo root)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
+CACHE_KEEP = 6  # datasets kept in the on-disk cache; the least recently used go first
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
 
 
 class DataError(ValueError):
-    """Bad input data. The message says where (file, row or path, column) and what."""
+    """Bad input data. The message says where (file, row or path, column), what, and how many
+    rows are affected (`count`; 0 when the whole file is unusable, e.g. empty)."""
 
     def __init__(
         self,
@@ -42,10 +59,7 @@ class DataError(ValueError):
             where.append(f"row {row}")
         if column is not None:
             where.append(f"column {column!r}")
-        message = f"{', '.join(where)}: {problem}"
-        if count > 1:
-            message += f" ({count:,} rows affected)"
-        super().__init__(message)
+        super().__init__(f"{', '.join(where)}: {problem}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +92,17 @@ class FerDataset:
             return self.images[part], self.labels[part]
         return self.images[rows], self.labels[rows]
 
+    def _sorted_by_split(self) -> FerDataset:
+        """The same rows with each split contiguous (SPLITS order), so split() gives views;
+        the order within a split is kept. Kaggle's file is already in this order."""
+        rank = split_codes(self.usage, self.splits())
+        if np.all(rank[:-1] <= rank[1:]):
+            return self
+        order = np.argsort(rank, kind="stable")
+        return dataclasses.replace(
+            self, images=self.images[order], labels=self.labels[order], usage=self.usage[order]
+        )
+
     def counts(self) -> dict[str, dict[str, int]]:
         """split -> emotion name -> number of rows (every emotion listed, zeros included)."""
         out: dict[str, dict[str, int]] = {}
@@ -85,6 +110,14 @@ class FerDataset:
             per_class = np.bincount(self.labels[self.usage == name], minlength=len(EMOTIONS))
             out[name] = {e: int(c) for e, c in zip(EMOTIONS, per_class)}
         return out
+
+
+def split_codes(usage: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """int8 position of each row's split in `names` (-1 when absent)."""
+    codes = np.full(len(usage), -1, dtype=np.int8)
+    for i, name in enumerate(names):
+        codes[usage == name] = i
+    return codes
 
 
 def resolve_source(explicit: str | None = None) -> str:
@@ -99,6 +132,12 @@ def resolve_source(explicit: str | None = None) -> str:
     return DEMO
 
 
+
+def cache_dir() -> Path:
+    """Folder of the on-disk dataset cache: $FER_CACHE_DIR, default `.cache/` in the repo."""
+    return Path(os.environ.get("FER_CACHE_DIR") or REPO_ROOT / ".cache")
+
+
 def load_dataset(
     source: str | os.PathLike | bytes,
     *,
@@ -107,9 +146,583 @@ def load_dataset(
     use_cache: bool = True,
 ) -> FerDataset:
     """Load a dataset: "demo", a .csv/.csv.gz/.zip or image-folder path, or uploaded bytes
-    (with `name`, the uploaded file's name, which tells the format)."""
+    (with `name`, the uploaded file's name, which tells the format).
+
+    Rows with problems raise `DataError` (naming the first bad row and counting all of them)
+    unless `skip_bad`, which drops them and records how many in `skipped` and `problems`.
+    A second load of the same file (same size and mtime; same bytes for uploads) comes from
+    the on-disk cache in `cache_dir()`.
+    """
     if isinstance(source, str) and source.strip().lower() == DEMO:
         from fer_core.demo import make_demo  # demo builds on FerDataset: import late
 
         return make_demo()
-    raise DataError(str(source if not isinstance(source, bytes) else name), "CSV loading lands next")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        label = f"upload:{name or 'data'}"
+        key = _cache_key(kind="bytes", digest=hashlib.blake2b(data).hexdigest(), name=name,
+                         skip_bad=skip_bad)
+        return _cached(
+            key, label, use_cache, lambda: _load_bytes(data, name or "", label, skip_bad)
+        )
+    path = Path(source).expanduser()
+    label = str(source)
+    if not path.exists():
+        hint = " (the word 'demo' selects the synthetic demo set)" if not path.suffix else ""
+        raise DataError(label, f"no such file or folder{hint}", count=0)
+    key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
+    if path.is_dir():
+        return _cached(key, label, use_cache, lambda: _load_image_folder(path, label, skip_bad))
+    return _cached(key, label, use_cache, lambda: _load_file(path, label, skip_bad))
+
+
+def split_dataset(
+    ds: FerDataset, *, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> FerDataset:
+    """Split a one-split dataset (a CSV without Usage) into Training/PublicTest/PrivateTest,
+    stratified by class, reproducible with `seed`; rows are reordered so splits are contiguous."""
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError("val_fraction and test_fraction must be in [0, 1) and sum below 1")
+    rng = np.random.default_rng(seed)
+    usage = np.full(len(ds), SPLITS[0], dtype="<U11")
+    for c in range(len(EMOTIONS)):
+        rows = rng.permutation(np.flatnonzero(ds.labels == c))
+        n_val, n_test = round(len(rows) * val_fraction), round(len(rows) * test_fraction)
+        usage[rows[:n_val]] = SPLITS[1]
+        usage[rows[n_val : n_val + n_test]] = SPLITS[2]
+    return dataclasses.replace(ds, usage=usage)._sorted_by_split()
+
+
+def save_upload(data: bytes, name: str) -> Path:
+    """Keep uploaded bytes as a file in the cache folder (named by content), so the dataset
+    can be reloaded by path after the upload widget is gone (another page, a new session)."""
+    folder = cache_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name)[-80:]
+    path = folder / f"{hashlib.blake2b(data, digest_size=8).hexdigest()}-{safe or 'data'}"
+    if not path.exists():
+        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
+
+
+# --- file formats -----------------------------------------------------------------------
+
+
+def _load_bytes(data: bytes, name: str, label: str, skip_bad: bool) -> FerDataset:
+    lower = name.lower()
+    if lower.endswith(".zip") or data[:4] == b"PK\x03\x04":
+        return _load_zip(io.BytesIO(data), label, skip_bad)
+    if lower.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        return parse_csv_bytes(_gunzip(data, label), label, skip_bad=skip_bad)
+    return parse_csv_bytes(data, label, skip_bad=skip_bad)
+
+
+def _load_file(path: Path, label: str, skip_bad: bool) -> FerDataset:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if path.suffix.lower() == ".zip" or head == b"PK\x03\x04":
+        return _load_zip(path, label, skip_bad)
+    data = path.read_bytes()
+    if path.suffix.lower() == ".gz" or head[:2] == b"\x1f\x8b":
+        data = _gunzip(data, label)
+    return parse_csv_bytes(data, label, skip_bad=skip_bad)
+
+
+def _gunzip(data: bytes, label: str) -> bytes:
+    try:
+        return zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise DataError(label, f"not a readable gzip file ({exc})", count=0) from None
+
+
+def _load_zip(file: Path | io.BytesIO, label: str, skip_bad: bool) -> FerDataset:
+    try:
+        with zipfile.ZipFile(file) as zf:
+            return _load_zip_members(zf, label, skip_bad)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise DataError(label, f"not a readable zip file ({exc})", count=0) from None
+
+
+def _load_zip_members(zf: zipfile.ZipFile, label: str, skip_bad: bool) -> FerDataset:
+    members = [m for m in zf.infolist() if not m.is_dir() and not _is_junk(m.filename)]
+    csvs = [m for m in members if m.filename.lower().endswith((".csv", ".csv.gz"))]
+    if csvs:
+        # Prefer fer2013.csv when a zip holds several CSVs (Kaggle's bundle adds others).
+        csvs.sort(key=lambda m: (PurePosixPath(m.filename).name.lower() != "fer2013.csv",
+                                 m.filename))
+        member = csvs[0]
+        data = zf.read(member)
+        where = f"{label}:{member.filename}"
+        if member.filename.lower().endswith(".gz"):
+            data = _gunzip(data, where)
+        return dataclasses.replace(parse_csv_bytes(data, where, skip_bad=skip_bad), source=label)
+    images = [m.filename for m in members if m.filename.lower().endswith(IMAGE_SUFFIXES)]
+    if not images:
+        raise DataError(label, "the zip holds no CSV file and no images", count=0)
+    return _decode_images(images, lambda p: zf.read(p), label, skip_bad)
+
+
+def _load_image_folder(path: Path, label: str, skip_bad: bool) -> FerDataset:
+    files = sorted(
+        p.relative_to(path).as_posix()
+        for p in path.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _is_junk(p.name)
+    )
+    if not files:
+        csvs = sorted(path.glob("*.csv")) + sorted(path.glob("*.csv.gz"))
+        if csvs:  # a folder holding fer2013.csv: load that
+            return load_dataset(csvs[0], skip_bad=skip_bad)
+        raise DataError(label, "the folder holds no images (train/<class>/*.png) and no CSV",
+                        count=0)
+    return _decode_images(files, lambda p: (path / p).read_bytes(), label, skip_bad)
+
+
+def _is_junk(name: str) -> bool:
+    return "__MACOSX" in name or PurePosixPath(name).name.startswith(".")
+
+
+def _split_of_folders(paths: list[str]) -> tuple[list[int | None], list[str | None]]:
+    """Class and split of each image path: the class is the nearest folder named like an
+    emotion (any case); the split is the folder above it: train(ing) -> Training,
+    test -> PublicTest (PrivateTest when a val/validation folder is PublicTest), publictest,
+    privatetest, val(idation) -> PublicTest; no split folder -> Training."""
+    parts = [PurePosixPath(p).parts for p in paths]
+    names = {part.lower() for pp in parts for part in pp[:-1]}
+    has_val = bool(names & {"val", "valid", "validation"})
+    split_names = {
+        "train": SPLITS[0], "training": SPLITS[0], "publictest": SPLITS[1],
+        "privatetest": SPLITS[2], "val": SPLITS[1], "valid": SPLITS[1],
+        "validation": SPLITS[1], "test": SPLITS[2] if has_val else SPLITS[1],
+        "testing": SPLITS[2] if has_val else SPLITS[1],
+    }
+    classes: list[int | None] = []
+    splits: list[str | None] = []
+    for pp in parts:
+        folders = [f.lower() for f in pp[:-1]]
+        cls = next((i for i in range(len(folders) - 1, -1, -1) if folders[i] in EMOTIONS), None)
+        if cls is None:
+            classes.append(None)
+            splits.append(folders[-1] if folders else None)
+            continue
+        classes.append(EMOTIONS.index(folders[cls]))
+        above = folders[cls - 1] if cls > 0 else None
+        splits.append(split_names.get(above, SPLITS[0]) if above in split_names or cls == 0
+                      else SPLITS[0])
+    return classes, splits
+
+
+def _decode_images(paths: list[str], read, label: str, skip_bad: bool) -> FerDataset:
+    """Decode image files (any size or colour) to 48x48 grey; class and split from folders."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes, splits = _split_of_folders(paths)
+    images = np.empty((len(paths), IMG_SIZE, IMG_SIZE), dtype=np.uint8)
+    bad: dict[str, list[str]] = {}
+    keep = np.zeros(len(paths), dtype=bool)
+    for i, (path, cls) in enumerate(zip(paths, classes)):
+        if cls is None:
+            folder = PurePosixPath(path).parent.name or "(top level)"
+            bad.setdefault(f"not in a class folder (found {folder!r}; expected one of "
+                           f"{', '.join(EMOTIONS)})", []).append(path)
+            continue
+        try:
+            with Image.open(io.BytesIO(read(path))) as img:
+                gray = img.convert("L")
+                if gray.size != (IMG_SIZE, IMG_SIZE):
+                    gray = gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.BILINEAR)
+                images[i] = np.asarray(gray, dtype=np.uint8)
+            keep[i] = True
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            bad.setdefault(f"unreadable image ({type(exc).__name__})", []).append(path)
+    n_bad = int((~keep).sum())
+    if n_bad and not skip_bad:
+        problem, where = next(iter(bad.items()))
+        raise DataError(label, f"{where[0]}: {problem}; {_breakdown(bad)}", count=n_bad)
+    if not keep.any():
+        raise DataError(label, "no readable images in class folders", count=n_bad)
+    problems = tuple(f"skipped {len(v):,} files: {k} (first: {v[0]})" for k, v in bad.items())
+    return FerDataset(
+        images=images[keep],
+        labels=np.array(classes, dtype=object)[keep].astype(np.int64),
+        usage=np.array(splits, dtype=object)[keep].astype("<U11"),
+        source=label,
+        synthetic=False,
+        skipped=n_bad,
+        problems=problems,
+    )._sorted_by_split()
+
+
+def _breakdown(bad: dict[str, list]) -> str:
+    total = sum(len(v) for v in bad.values())
+    parts = ", ".join(f"{len(v):,} {k.split(' (')[0]}" for k, v in bad.items())
+    return f"{total:,} bad in all ({parts}); skip bad rows to load the rest"
+
+
+# --- the CSV parser ----------------------------------------------------------------------
+#
+# Kaggle's file is ~290 MB of text: 2,304 space-separated grey levels per row. Parsing it
+# token by token in Python takes ~40 s; here each chunk of lines is parsed with whole-array
+# numpy operations on the raw bytes (digits are bytes 48..57): a token ends where a digit is
+# followed by a non-digit, and its value is built from the (up to three) digits before that.
+# The label is the first token of each line, so a good line has exactly 1 + 2,304 tokens.
+# Lines that break the fast path's assumptions are checked one by one to name the problem.
+
+_CHUNK_BYTES = 8 << 20
+_PIXEL_TOKENS = NUM_PIXELS
+_USAGE_NAMES = {s.lower(): s for s in SPLITS}
+# Problem kinds, in the order a line is blamed for them, with the column each concerns.
+_KINDS = {
+    "fields": (None, "wrong number of fields"),
+    "label": ("emotion", "label not an integer 0-6"),
+    "token": ("pixels", "non-numeric pixel values"),
+    "count": ("pixels", f"pixel count other than {NUM_PIXELS:,}"),
+    "range": ("pixels", "pixel values outside 0-255"),
+    "usage": ("Usage", "unknown Usage value"),
+}
+
+
+def parse_csv_bytes(data: bytes, label: str, *, skip_bad: bool = False) -> FerDataset:
+    """Parse FER2013 CSV text (`emotion,pixels[,Usage]`, header first) into a FerDataset.
+
+    Without a Usage column every row goes to Training (see `split_dataset`).
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data or data.isspace():
+        raise DataError(label, "the file is empty", count=0)
+    if b"\x00" in data[:65536]:
+        raise DataError(label, "not a CSV file (binary content)", count=0)
+    header_end = data.find(b"\n")
+    header_end = len(data) if header_end < 0 else header_end
+    try:
+        header = data[:header_end].decode("utf-8").strip("\r")
+    except UnicodeDecodeError:
+        raise DataError(label, "not a CSV file (the first line is not text)", count=0) from None
+    columns = next(csv.reader([header]), [])
+    keys = [c.strip().lower() for c in columns]
+    missing = [c for c in ("emotion", "pixels") if c not in keys]
+    if missing:
+        n_rows = max(data.count(b"\n"), 1)
+        shown = ", ".join(repr(c[:24]) for c in columns[:5]) + (", ..." if len(columns) > 5 else "")
+        raise DataError(
+            label,
+            f"missing column{'s' * (len(missing) > 1)} {' and '.join(map(repr, missing))}: "
+            f"expected a header row 'emotion,pixels,Usage', found {shown or 'nothing'} "
+            f"(so none of the {n_rows:,} rows can be read)",
+            row=1,
+            count=n_rows,
+        )
+    has_usage = "usage" in keys
+    if keys != ["emotion", "pixels", "usage"][: len(keys)] or len(keys) < 2:
+        data = _canonical_csv(data, label, columns, has_usage)
+    return _parse_canonical(data, label, has_usage, skip_bad)
+
+
+def _canonical_csv(data: bytes, label: str, columns: list[str], has_usage: bool) -> bytes:
+    """Rewrite a CSV whose columns are in another order (or with extra ones) as
+    `emotion,pixels[,Usage]` so the fast parser applies; row numbers are kept."""
+    import pandas as pd
+
+    wanted = {c.strip().lower(): c for c in columns}
+    names = [wanted["emotion"], wanted["pixels"]] + ([wanted["usage"]] if has_usage else [])
+    try:
+        frame = pd.read_csv(io.BytesIO(data), usecols=names, dtype=str, keep_default_na=False,
+                            skip_blank_lines=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(label, f"not a readable CSV file ({str(exc).splitlines()[0]})",
+                        count=0) from None
+    lines = [",".join(names)]
+    lines += (",".join(row) for row in frame[names].itertuples(index=False, name=None))
+    return "\n".join(lines).encode()
+
+
+def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -> FerDataset:
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ncols = 3 if has_usage else 2
+    body = data.find(b"\n") + 1
+    if body == 0 or body == len(data) or data.endswith(b"\n") and data[body:].isspace():
+        raise DataError(label, "no data rows after the header", count=0)
+    bounds = [body]
+    while bounds[-1] < len(data):
+        nxt = data.find(b"\n", bounds[-1] + _CHUNK_BYTES)
+        bounds.append(len(data) if nxt < 0 else nxt + 1)
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        chunks = list(pool.map(lambda s: _scan_chunk(arr, s[0], s[1], ncols), spans))
+    lines = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]
+             if k not in ("values", "over")}
+    values = np.concatenate([c["values"] for c in chunks])
+    n_lines = len(lines["start"])
+    line_no = np.arange(n_lines) + 2  # the header is row 1, as in a spreadsheet
+    tokens_per_line = lines["seg"].sum(axis=1)  # every token of the line, in any field
+    offsets = np.concatenate([[0], np.cumsum(tokens_per_line)])
+    chunk_base = np.cumsum([0] + [len(c["values"]) for c in chunks])
+    over = np.concatenate([c["over"] + base for c, base in zip(chunks, chunk_base)])
+    over_line = np.searchsorted(offsets, over, side="right") - 1
+    over_label = np.zeros(n_lines, dtype=bool)
+    over_pixel = np.zeros(n_lines, dtype=bool)
+    over_label[over_line[over == offsets[over_line]]] = True
+    over_pixel[over_line[over != offsets[over_line]]] = True
+    first_token = values[np.minimum(offsets[:-1], max(len(values) - 1, 0))] if len(values) else 0
+
+    kind = np.full(n_lines, "", dtype="<U6")
+
+    def blame(mask: np.ndarray, name: str) -> None:
+        kind[mask & (kind == "")] = name
+
+    start_byte = arr[np.minimum(lines["start"], len(arr) - 1)]
+    blank = (lines["end"] == lines["start"]) | (
+        (lines["end"] - lines["start"] == 1) & np.isin(start_byte, (13, 32))
+    )
+    blame(~blank & (lines["commas"] != ncols - 1), "fields")
+    label_bad = (lines["seg"][:, 0] != 1) | lines["bad_label_char"] | over_label
+    blame(~blank & (label_bad | (first_token > len(EMOTIONS) - 1)), "label")
+    blame(~blank & lines["bad_pixel_char"], "token")
+    blame(~blank & (lines["seg"][:, 1] != _PIXEL_TOKENS), "count")
+    blame(~blank & over_pixel, "range")
+    usage = np.full(n_lines, SPLITS[0], dtype="<U11")
+    if has_usage:
+        names: dict[bytes, str] = {}
+        for i in np.flatnonzero(~blank & (kind == "")).tolist():
+            raw = data[lines["c2"][i] + 1 : lines["end"][i]]
+            if raw not in names:
+                text = raw.strip(b' \r"').decode("utf-8", "replace").lower()
+                names[raw] = _USAGE_NAMES.get(text, "")
+            usage[i] = names[raw]
+        blame(~blank & (usage == ""), "usage")
+
+    # Rows whose only fault is odd separators (tabs, quotes inside) are parsed one by one.
+    rescued: dict[int, np.ndarray] = {}
+    for i in np.flatnonzero(kind == "token").tolist():
+        pixels = _slow_pixels(data, lines, i)
+        if pixels is not None:
+            rescued[i] = pixels
+            kind[i] = ""
+    good = ~blank & (kind == "")
+    fast = good.copy()
+    fast[list(rescued)] = False
+    if fast.all():
+        matrix = values.reshape(-1, 1 + _PIXEL_TOKENS)
+    else:
+        matrix = values[np.repeat(fast, tokens_per_line)].reshape(-1, 1 + _PIXEL_TOKENS)
+    if rescued:
+        full = np.empty((int(good.sum()), 1 + _PIXEL_TOKENS), dtype=np.uint8)
+        full[fast[good]] = matrix
+        for j, row in zip(np.flatnonzero(~fast[good]), sorted(rescued)):
+            full[j, 0] = int(data[lines["start"][row] : lines["c1"][row]].strip(b' "\r'))
+            full[j, 1:] = rescued[row]
+        matrix = full
+
+    bad = np.flatnonzero(~blank & (kind != ""))
+    problems: list[str] = []
+    if len(bad):
+        per_kind = {k: np.flatnonzero(kind[bad] == k) for k in _KINDS}
+        details = []
+        for k, idx in per_kind.items():
+            if len(idx):
+                first = int(bad[idx[0]])
+                details.append((k, len(idx), int(line_no[first]),
+                                _describe(data, lines, first, k, ncols)))
+        details.sort(key=lambda d: d[2])  # the first bad row of the file first
+        if not skip_bad:
+            k, _, row, detail = details[0]
+            summary = ", ".join(f"{n:,} {_KINDS[kk][1]}" for kk, n, _, _ in details)
+            raise DataError(
+                label,
+                f"{detail}; {len(bad):,} bad rows in all ({summary}). "
+                "Fix the file, or skip bad rows to load the rest",
+                row=row, column=_KINDS[k][0], count=len(bad),
+            )
+        problems = [f"skipped {n:,} rows with {_KINDS[k][1]} (first: row {row}: {detail})"
+                    for k, n, row, detail in details]
+    if not len(matrix):
+        raise DataError(label, "no valid data rows", count=len(bad))
+    return FerDataset(
+        images=np.ascontiguousarray(matrix[:, 1:]).reshape(-1, IMG_SIZE, IMG_SIZE),
+        labels=matrix[:, 0].astype(np.int64),
+        usage=usage[good],
+        source=label,
+        synthetic=False,
+        skipped=len(bad),
+        problems=tuple(problems),
+    )._sorted_by_split()
+
+
+def _scan_chunk(arr: np.ndarray, lo: int, hi: int, ncols: int) -> dict[str, np.ndarray]:
+    """Tokenise the whole lines in arr[lo:hi] (lo >= 3, just after a newline)."""
+    ext = arr[lo - 3 : hi]
+    d = ext - np.uint8(48)  # digits become 0..9, everything else >= 10 (uint8 wraps)
+    dig = d < 10
+    dz = d * dig  # digits, 0 elsewhere
+    b, dg = ext[3:], dig[3:]
+    end = np.empty_like(dg)  # a digit followed by a non-digit (or the chunk's end)
+    np.greater(dg[:-1], dg[1:], out=end[:-1])
+    end[-1:] = dg[-1:]
+    # Value of the number ending at each byte (meaningful only at token ends), computed on
+    # whole arrays, then gathered once at the token ends.
+    every = dz[2:-1].astype(np.uint16)
+    every *= 10
+    every += dz[3:]
+    hundreds = dz[1:-2] * dig[2:-1]
+    every += hundreds.astype(np.uint16) * np.uint16(100)
+    token_end = np.flatnonzero(end)
+    values = every.take(token_end)
+    over = np.flatnonzero(values > 255)  # three digits above 255
+    if np.any(dg & dig[2:-1] & dig[1:-2] & dig[:-3]):  # four digits or more in a row
+        long_at = np.flatnonzero(end & dig[2:-1] & dig[1:-2] & dig[:-3])
+        over = np.union1d(over, np.searchsorted(token_end, long_at))
+    other = np.flatnonzero(~(dg | (b == 32)))  # non-digit, non-space: separators and text
+    kinds = b[other]
+    newlines, commas = other[kinds == 10], other[kinds == 44]
+    ends = newlines if len(b) and b[-1] == 10 else np.append(newlines, len(b))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    first = np.searchsorted(commas, starts)
+    n_commas = np.searchsorted(commas, ends) - first
+    ok = n_commas == ncols - 1
+    padded = np.append(commas, len(b))
+    c1_pos = np.where(ok, padded[np.minimum(first, len(commas))], starts)
+    c2_pos = np.where(ok & (ncols == 3), padded[np.minimum(first + 1, len(commas))], ends)
+    c2_pos = np.where(ok, c2_pos, starts)
+    # Tokens per field, counted from the sorted token ends: label, pixels, the rest.
+    at = [np.searchsorted(token_end, x) for x in (starts, c1_pos, c2_pos, ends + 1)]
+    at[2] = np.where(ok, at[2], at[3]) if ncols == 3 else at[3]
+    seg = np.stack([at[1] - at[0], at[2] - at[1], at[3] - at[2]], axis=1)
+    # Text inside the label or pixel field (other than quotes and CR) is a bad token.
+    text = other[(kinds != 10) & (kinds != 44) & (kinds != 34) & (kinds != 13)]
+    line_of = np.searchsorted(starts, text, side="right") - 1
+    in_label = text < c1_pos[line_of]
+    in_pixels = ~in_label & (text < c2_pos[line_of]) if ncols == 3 else ~in_label
+    bad_label_char = np.zeros(len(starts), dtype=bool)
+    bad_pixel_char = np.zeros(len(starts), dtype=bool)
+    bad_label_char[line_of[in_label]] = True
+    bad_pixel_char[line_of[in_pixels]] = True
+    return {
+        "start": starts + lo, "end": ends + lo, "c1": c1_pos + lo, "c2": c2_pos + lo,
+        "commas": n_commas, "seg": seg, "bad_label_char": bad_label_char,
+        "bad_pixel_char": bad_pixel_char, "values": values.astype(np.uint8), "over": over,
+    }
+
+
+def _line_fields(data: bytes, lines: dict[str, np.ndarray], i: int) -> list[str]:
+    text = data[lines["start"][i] : lines["end"][i]].decode("utf-8", "replace").rstrip("\r")
+    return next(csv.reader([text]), [])
+
+
+def _slow_pixels(data: bytes, lines: dict[str, np.ndarray], i: int) -> np.ndarray | None:
+    """Pixels of a line whose separators the fast path refused (tabs, ...), or None."""
+    fields = _line_fields(data, lines, i)
+    if len(fields) < 2:
+        return None
+    tokens = fields[1].split()
+    if len(tokens) != NUM_PIXELS or not all(t.isdigit() for t in tokens):
+        return None
+    try:
+        label_ok = fields[0].strip().isdigit()
+    except ValueError:
+        return None
+    pixels = np.array(tokens, dtype=np.int64)
+    return pixels.astype(np.uint8) if label_ok and pixels.max() <= 255 else None
+
+
+def _describe(data: bytes, lines: dict[str, np.ndarray], i: int, kind: str, ncols: int) -> str:
+    """A precise description of what is wrong with line i (only called on a few lines)."""
+    fields = _line_fields(data, lines, i)
+    if kind == "fields":
+        expected = "emotion,pixels,Usage" if ncols == 3 else "emotion,pixels"
+        return f"{len(fields)} fields, expected {ncols} ({expected})"
+    if kind == "label":
+        return f"label {fields[0][:20]!r} is not an integer 0-6"
+    tokens = fields[1].split() if len(fields) > 1 else []
+    if kind == "count":
+        return f"{len(tokens):,} pixel values, expected {NUM_PIXELS:,}"
+    if kind in ("token", "range"):
+        for pos, tok in enumerate(tokens, start=1):
+            if not tok.isdigit():
+                bad = tok.lstrip("-").isdigit() and kind == "range" or tok.startswith("-")
+                what = "outside 0-255" if bad else "not a whole number"
+                return f"pixel value {tok[:20]!r} at position {pos:,} is {what}"
+            if int(tok) > 255:
+                return f"pixel value {tok[:20]!r} at position {pos:,} is outside 0-255"
+        return "pixel values are not whole numbers 0-255"
+    value = fields[2].strip() if len(fields) > 2 else ""
+    return f"Usage {value[:20]!r} is not one of {', '.join(SPLITS)}"
+
+
+# --- the on-disk cache -------------------------------------------------------------------
+
+
+def _file_signature(path: Path) -> list:
+    """What identifies a file's content cheaply: resolved path, size and mtime (for a folder,
+    those of every file in it)."""
+    path = path.resolve()
+    if path.is_file():
+        st = path.stat()
+        return [str(path), st.st_size, st.st_mtime_ns]
+    entries = []
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            entries.append((p.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns))
+    return [str(path), hashlib.blake2b(json.dumps(entries).encode()).hexdigest()]
+
+
+def _cache_key(**parts) -> str:
+    text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _cached(key: str, label: str, use_cache: bool, load) -> FerDataset:
+    """Return the cached arrays for `key`, or run `load()` and cache what it returns."""
+    folder = cache_dir() / "datasets" / key
+    if use_cache:
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r").view(np.ndarray)
+                      for n in ("images", "labels")}
+            os.utime(folder / "meta.json")  # marks it recently used
+            return FerDataset(
+                images=arrays["images"],
+                labels=arrays["labels"],
+                usage=np.array(meta["split_names"], dtype="<U11")[
+                    np.load(folder / "usage.npy")],
+                source=label,
+                synthetic=False,
+                skipped=meta["skipped"],
+                problems=tuple(meta["problems"]),
+            )
+        except (OSError, ValueError, KeyError):
+            pass  # not cached yet (or a broken entry): load and rewrite it
+    ds = load()
+    if use_cache:
+        _write_cache(folder, ds)
+    return dataclasses.replace(ds, source=label)
+
+
+def _write_cache(folder: Path, ds: FerDataset) -> None:
+    """Write atomically (a temp folder renamed into place); a failure only costs speed."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        names = ds.splits()
+        np.save(tmp / "images.npy", np.ascontiguousarray(ds.images))
+        np.save(tmp / "labels.npy", ds.labels)
+        np.save(tmp / "usage.npy", split_codes(ds.usage, names))
+        meta = {"split_names": names, "skipped": ds.skipped, "problems": list(ds.problems),
+                "rows": len(ds), "written": time.time()}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True) if "tmp" in locals() else None
+        return
+    _prune_cache(folder.parent)
+
+
+def _prune_cache(root: Path) -> None:
+    entries = sorted((p for p in root.iterdir() if (p / "meta.json").exists()),
+                     key=lambda p: (p / "meta.json").stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)

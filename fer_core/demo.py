@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.data import FerDataset
+from fer_core.data import FerDataset, split_codes
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES, SPLITS
 
 # Per class: mouth curvature (+ = corners up), mouth opening, mouth width, mouth tilt,
@@ -59,7 +59,7 @@ def make_demo(n: int = 1400, seed: int = 0) -> FerDataset:
     order = rng.permutation(n)
     labels, usage = labels[order], usage[order]
     # Keep the splits contiguous (Training first, as in Kaggle's file) so split() gives views.
-    by_split = np.argsort(np.searchsorted(np.array(SPLITS), usage), kind="stable")
+    by_split = np.argsort(split_codes(usage, SPLITS), kind="stable")
     labels, usage = labels[by_split], usage[by_split]
 
     images = _draw_faces(labels, rng)

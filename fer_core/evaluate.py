@@ -139,7 +139,8 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
     for what, arr in (("labels", labels), ("predictions", predictions)):
         if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-            raise ValueError(f"{what} must lie in 0..{num_classes - 1}, got {arr.min()}..{arr.max()}")
+            raise ValueError(f"{what} must lie in 0..{num_classes - 1}, "
+                             f"got {arr.min()}..{arr.max()}")
     flat = np.bincount(labels * num_classes + predictions, minlength=num_classes * num_classes)
     return flat.reshape(num_classes, num_classes).astype(np.int64)
 

@@ -154,10 +154,10 @@ with tab_mistakes:
         st.session_state["eval_pred"] = clicked[0].get("x", EMOTIONS[0])
     c1, c2 = st.columns(2)
     true_name = c1.selectbox("True class", EMOTIONS, key="eval_true")
-    default_pred = EMOTIONS[int(np.argmax(result.confusion[EMOTIONS.index(true_name)]
-                                          * (1 - np.eye(len(EMOTIONS))[EMOTIONS.index(true_name)])))]
-    if "eval_pred" not in st.session_state:
-        st.session_state["eval_pred"] = default_pred
+    if "eval_pred" not in st.session_state:  # start on the true class's commonest mistake
+        wrong = result.confusion[EMOTIONS.index(true_name)].copy()
+        wrong[EMOTIONS.index(true_name)] = -1
+        st.session_state["eval_pred"] = EMOTIONS[int(wrong.argmax())]
     pred_name = c2.selectbox("Predicted class", EMOTIONS, key="eval_pred")
     t, p = EMOTIONS.index(true_name), EMOTIONS.index(pred_name)
     mistakes = ev.top_mistakes(result, t, p, k=GALLERY_SIZE)

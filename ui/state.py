@@ -1,0 +1,121 @@
+"""The active dataset, shared by every page.
+
+The choice (a path or "demo", plus "skip bad rows" and an optional seeded split) lives in
+`st.session_state`; the loaded arrays live in `st.cache_data`, keyed by the source and the
+file's size and mtime, so switching pages never reloads the CSV and an edited file is
+reloaded. fer_core's on-disk cache makes even a fresh session's first load fast.
+
+    from ui.state import load_active_dataset, show_dataset_banner
+    try:
+        ds = load_active_dataset()
+    except DataError as exc:
+        st.error(str(exc)); st.stop()
+    show_dataset_banner(ds)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core.data import DataError, FerDataset, load_dataset, resolve_source, split_dataset
+
+ACTIVE_SOURCE = "active_source"  # session_state: path or "demo" (read by resolve_source)
+ACTIVE_LABEL = "active_source_label"  # session_state: what to call it ("upload:<name>")
+ACTIVE_SKIP_BAD = "active_skip_bad"  # session_state: skip bad rows instead of failing
+ACTIVE_SPLIT = "active_split"  # session_state: (val_fraction, test_fraction, seed) or None
+
+__all__ = [
+    "DataError", "active_source", "set_active_source", "load_active_dataset", "dataset_key",
+    "dataset_caption", "show_dataset_banner",
+]
+
+
+def active_source() -> str:
+    """The active source: what the user chose this session, else resolve_source()."""
+    return resolve_source(st.session_state.get(ACTIVE_SOURCE))
+
+
+def set_active_source(
+    source: str,
+    *,
+    label: str | None = None,
+    skip_bad: bool = False,
+    split: tuple[float, float, int] | None = None,
+) -> None:
+    """Make `source` (a path or "demo") the dataset every page uses. `split` applies to
+    one-split data (a CSV without Usage): (validation fraction, test fraction, seed)."""
+    st.session_state[ACTIVE_SOURCE] = str(source)
+    st.session_state[ACTIVE_LABEL] = label
+    st.session_state[ACTIVE_SKIP_BAD] = bool(skip_bad)
+    st.session_state[ACTIVE_SPLIT] = tuple(split) if split else None
+
+
+def dataset_key() -> str:
+    """A string that changes whenever the active dataset does: pass it to st.cache_data
+    functions that take the dataset itself as an unhashed `_ds` argument."""
+    source = active_source()
+    return json.dumps([source, st.session_state.get(ACTIVE_SKIP_BAD, False),
+                       st.session_state.get(ACTIVE_SPLIT), _signature(source)])
+
+
+def load_active_dataset() -> FerDataset:
+    """The active dataset (cached). Raises DataError for bad data: show it with st.error."""
+    source = active_source()
+    split = st.session_state.get(ACTIVE_SPLIT)
+    return cached_dataset(
+        source,
+        skip_bad=bool(st.session_state.get(ACTIVE_SKIP_BAD, False)),
+        split=tuple(split) if split else None,
+        label=st.session_state.get(ACTIVE_LABEL),
+        signature=_signature(source),
+    )
+
+
+@st.cache_data(max_entries=3, show_spinner="Loading the dataset ...")
+def cached_dataset(
+    source: str,
+    *,
+    skip_bad: bool = False,
+    split: tuple[float, float, int] | None = None,
+    label: str | None = None,
+    signature: str = "",
+) -> FerDataset:
+    """load_dataset behind st.cache_data; `signature` (size and mtime) invalidates it when
+    the file changes. A split is applied only to data that has a single split."""
+    del signature  # only part of the cache key
+    ds = load_dataset(source, skip_bad=skip_bad)
+    if split and len(ds.splits()) == 1:
+        ds = split_dataset(ds, val_fraction=split[0], test_fraction=split[1], seed=split[2])
+    if label:
+        ds = dataclasses.replace(ds, source=label)
+    return ds
+
+
+def dataset_caption(ds: FerDataset) -> str:
+    """One line naming the dataset; the demo set is always called synthetic."""
+    if ds.synthetic:
+        return (f"Synthetic demo set: {len(ds):,} generated cartoon faces, not real data. "
+                "Choose your FER2013 file on the Dataset page.")
+    skipped = f", {ds.skipped:,} bad rows skipped" if ds.skipped else ""
+    return f"Dataset: {ds.source} ({len(ds):,} faces{skipped})"
+
+
+def show_dataset_banner(ds: FerDataset) -> None:
+    """The caption as a coloured banner: a warning for the synthetic set."""
+    if ds.synthetic:
+        st.warning(dataset_caption(ds), icon=":material/science:")
+    else:
+        st.caption(dataset_caption(ds))
+
+
+def _signature(source: str) -> str:
+    try:
+        st_ = os.stat(Path(source).expanduser())
+    except OSError:
+        return ""
+    return f"{st_.st_size}:{st_.st_mtime_ns}"

@@ -150,8 +150,9 @@ with tab_mistakes:
     clicked = (st.session_state.get("eval_cm_chart") or {}).get("selection", {}).get("points")
     if clicked and clicked != st.session_state.get("eval_cm_last_click"):
         st.session_state["eval_cm_last_click"] = clicked
-        st.session_state["eval_true"] = clicked[0].get("y", EMOTIONS[0])
-        st.session_state["eval_pred"] = clicked[0].get("x", EMOTIONS[0])
+        cell = clicked[0].get("y"), clicked[0].get("x")
+        if all(name in EMOTIONS for name in cell):
+            st.session_state["eval_true"], st.session_state["eval_pred"] = cell
     c1, c2 = st.columns(2)
     true_name = c1.selectbox("True class", EMOTIONS, key="eval_true")
     if "eval_pred" not in st.session_state:  # start on the true class's commonest mistake

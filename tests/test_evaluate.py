@@ -110,6 +110,9 @@ def test_split_key_is_file_safe():
     assert ev.split_key("my data (1).csv.gz") == "my_data_1"
     assert ev.split_key("../../etc") == "etc"
     assert ev.split_key("") == "split"
+    assert ev.entry_name("demo", "PublicTest") == "PublicTest"
+    assert ev.entry_name("data/fer2013.csv", "Training") == "Training"
+    assert ev.entry_name("upload:my faces.csv", "all") == "my_faces_all"
 
 
 # --- end to end: a tiny trained run on the demo set -----------------------------------------

@@ -67,8 +67,12 @@ def test_page_shows_metrics_heatmap_and_gallery(env):
     assert not at.exception, at.exception
     assert any(f"**{cm[t, p]:,}** faces" in md.value for md in at.markdown)
     assert at.selectbox(key="eval_cam_face").options
+    gallery = min(int(cm[t, p]), 24)
+    assert len(at.image) == gallery + 2  # the gallery, then the face and its Grad-CAM
     at.selectbox(key="eval_cam_class").set_value(EMOTIONS[(p + 1) % 7]).run()
     assert not at.exception, at.exception
+    captions = [c for img in at.image for c in img.captions]
+    assert any(c.startswith(f"Grad-CAM for {EMOTIONS[(p + 1) % 7]}") for c in captions)
 
 
 def test_tta_and_compare(env):

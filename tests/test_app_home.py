@@ -1,0 +1,50 @@
+"""The home page (app.py): runs with no data, names the active dataset, survives bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here
+
+
+def test_no_data_uses_the_labelled_demo_set() -> None:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and not at.error
+    assert "Synthetic demo set" in at.warning[0].value
+    assert {m.label: m.value for m in at.metric} == {
+        "Training": "1,124", "PublicTest": "138", "PrivateTest": "138"}
+    text = " ".join(m.value for m in at.markdown)
+    assert "FER2013_CSV" in text and "data/fer2013.csv" in text
+
+
+def test_broken_configured_file_offers_the_demo_set(tmp_path, monkeypatch) -> None:
+    (tmp_path / "broken.csv").write_text("emotion,pixels\n1,2 3\n")
+    monkeypatch.setenv("FER2013_CSV", str(tmp_path / "broken.csv"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "broken.csv, row 2, column 'pixels': 2 pixel values" in at.error[0].value
+    at.button(key="home_use_demo").click().run()
+    assert not at.exception and not at.error
+    assert "Synthetic demo set" in at.warning[0].value
+
+
+def test_real_configured_file_is_named(tmp_path, monkeypatch) -> None:
+    pixels = " ".join(["7"] * 2304)
+    rows = [f"{i % 7},{pixels},Training" for i in range(14)]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and not at.warning
+    assert "data/fer2013.csv (14 faces)" in at.success[0].value
+    at.button(key="home_switch_demo").click().run()
+    assert "Synthetic demo set" in at.warning[0].value

@@ -244,7 +244,7 @@ class CosineSchedule(keras.callbacks.Callback):
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
             return self.peak * (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup - 1))
         return self.floor + 0.5 * (self.peak - self.floor) * (1 + math.cos(math.pi * progress))
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -17,10 +17,11 @@ import streamlit as st
 
 from fer_core import evaluate as ev
 from fer_core import runs
-from fer_core.data import DataError, load_dataset
+from fer_core.data import save_upload
 from fer_core.eval_charts import confusion_diff_figure, confusion_figure
 from fer_core.labels import EMOTIONS, SPLITS
 from fer_core.models import default_model_path
+from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
 UPLOAD = "Upload a FER-format CSV…"
 ALL_ROWS = "all"
@@ -29,16 +30,8 @@ GALLERY_COLUMNS = 6
 NONE = "—"
 
 
-@st.cache_data(show_spinner="Loading the active dataset…", max_entries=2)
-def _active_dataset():
-    from fer_core.data import resolve_source
-
-    return load_dataset(resolve_source())
-
-
-@st.cache_data(show_spinner="Reading the uploaded file…", max_entries=2)
-def _uploaded_dataset(data: bytes, name: str):
-    return load_dataset(data, name=name)
+st.set_page_config(page_title="Evaluate · FER workbench", page_icon=":material/analytics:",
+                   layout="wide")
 
 
 @st.cache_resource(max_entries=4)
@@ -89,7 +82,11 @@ if not specs:
 left, right = st.columns(2)
 spec = left.selectbox("Model", list(specs), format_func=specs.get, key="eval_model")
 
-dataset = _active_dataset()
+try:
+    dataset = load_active_dataset()
+except DataError as exc:
+    st.error(f"The active dataset cannot be used: {exc}. Choose another on the Dataset page.")
+    st.stop()
 split_options = [s for s in dataset.splits() if s in SPLITS] + [
     s for s in dataset.splits() if s not in SPLITS] + [UPLOAD]
 split = right.selectbox("Split", split_options, key="eval_split",
@@ -101,8 +98,9 @@ if split == UPLOAD:
                               type=["csv", "gz", "zip"], key="eval_upload")
     if upload is None:
         st.stop()
-    try:
-        dataset = _uploaded_dataset(upload.getvalue(), upload.name)
+    try:  # kept on disk by content, then loaded through the shared cached loader
+        dataset = cached_dataset(str(save_upload(upload.getvalue(), upload.name)),
+                                 label=f"upload:{upload.name}")
     except DataError as exc:
         st.error(f"That file cannot be used: {exc}")
         st.stop()
@@ -113,9 +111,7 @@ else:
     split_name = split
     images, labels = dataset.split(split)
 
-if dataset.synthetic:
-    st.warning("These are the synthetic demo faces, not FER2013: figures here say nothing "
-               "about real faces. Load FER2013 on the Dataset page.")
+show_dataset_banner(dataset)
 entry = ev.entry_name(dataset.source, split_name)
 tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
                 key="eval_tta")

@@ -46,7 +46,7 @@ def test_page_shows_metrics_heatmap_and_gallery(env):
     assert at.selectbox(key="eval_split").value == "PublicTest"
     chosen = at.selectbox(key="eval_model").value
     assert chosen in (first.id, second.id)
-    assert any("synthetic demo faces" in w.value for w in at.warning)
+    assert any("Synthetic demo set" in w.value for w in at.warning)
     # the heatmap draws the confusion matrix written to the run folder; rows sum to support
     run_dir = first.dir if chosen == first.id else second.dir
     meta = json.loads((run_dir / "eval" / "PublicTest.json").read_text())

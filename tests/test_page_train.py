@@ -1,0 +1,178 @@
+"""AppTest of pages/2_Train.py: controls, a tiny background run from Start to the runs table,
+the one-job rule, and a failed run's reason. Runs go to a temporary FER_RUNS_DIR."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core import jobs, runs
+from fer_core.demo import make_demo
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Train.py")
+TIMEOUT = 60
+JOB_TIMEOUT = 90  # a tiny job: TensorFlow import in the job process + 2 short epochs
+
+
+def _write_csv(path: Path, n: int = 140, seed: int = 1) -> Path:
+    """A small FER-format CSV of demo faces (all three splits), for a job process to load."""
+    ds = make_demo(n, seed=seed)
+    lines = ["emotion,pixels,Usage"]
+    for image, label, usage in zip(ds.images, ds.labels, ds.usage):
+        lines.append(f"{int(label)},{' '.join(map(str, image.ravel().tolist()))},{usage}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    root = tmp_path / "runs"
+    monkeypatch.setenv("FER_RUNS_DIR", str(root))
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here: the demo set is active
+    yield root
+    job = jobs.active_job(root)
+    if job is not None and job.run_id:  # a failed assertion must not leave a job training
+        jobs.stop_job(job.run_id, runs_dir=root, timeout=10)
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_page_renders_with_the_demo_set_and_no_runs(env):
+    at = _page()
+    assert any("synthetic demo set" in w.lower() for w in _texts(at.warning))
+    assert any("No runs yet" in i for i in _texts(at.info))
+    assert at.selectbox(key="train_w_model").value == "mini_xception"
+    params = next(m for m in at.metric if m.label == "Parameters").value
+    assert int(params.replace(",", "")) > 1000
+    images = next(m for m in at.metric if m.label == "Training images / epoch").value
+    assert images == f"{len(make_demo().split('Training')[1]):,}"
+    assert not at.button(key="train_start").disabled
+    assert "train_runs_table" not in [getattr(d, "key", None) for d in at.dataframe]
+
+
+def test_controls_change_the_config_and_explain_invalid_ones(env):
+    at = _page()
+    # model options follow the model: fernet has dropout, mini_xception does not
+    assert "train_w_opt_dropout" not in [n.key for n in at.number_input]
+    at.selectbox(key="train_w_model").set_value("fernet").run()
+    assert at.number_input(key="train_w_opt_width").value == 32
+    assert at.number_input(key="train_w_opt_dropout").value == pytest.approx(0.4)
+    small = next(m for m in at.metric if m.label == "Parameters").value
+    at.number_input(key="train_w_opt_width").set_value(8).run()
+    smaller = next(m for m in at.metric if m.label == "Parameters").value
+    assert int(smaller.replace(",", "")) < int(small.replace(",", ""))
+    # irrelevant settings are disabled: momentum needs SGD, warm-up needs cosine
+    assert at.number_input(key="train_w_momentum").disabled
+    at.selectbox(key="train_w_optimizer").set_value("sgd").run()
+    assert not at.number_input(key="train_w_momentum").disabled
+    assert at.number_input(key="train_w_warmup_epochs").disabled
+    at.selectbox(key="train_w_schedule").set_value("cosine").run()
+    assert not at.number_input(key="train_w_warmup_epochs").disabled
+    assert at.number_input(key="train_w_plateau_factor").disabled
+    # an invalid combination is explained and Start is disabled, nothing crashes
+    at.number_input(key="train_w_epochs").set_value(3).run()
+    at.number_input(key="train_w_warmup_epochs").set_value(3).run()
+    assert not at.exception
+    assert any("warmup_epochs" in e for e in _texts(at.error))
+    assert at.button(key="train_start").disabled
+    # reset to defaults keeps the model but restores its options and TrainConfig's values
+    at.button(key="train_reset").click().run()
+    assert at.selectbox(key="train_w_model").value == "fernet"
+    assert at.number_input(key="train_w_opt_width").value == 32
+    assert at.number_input(key="train_w_epochs").value == 30
+    assert not at.error and not at.button(key="train_start").disabled
+    # a preset loads its values
+    at.selectbox(key="train_preset").set_value("quick")
+    at.button(key="train_apply_preset").click().run()
+    assert at.number_input(key="train_w_epochs").value == 3
+    assert at.selectbox(key="train_w_schedule").value == "cosine"
+
+
+def _wait_for_end(at: AppTest, run_id: str, root: Path) -> runs.RunInfo:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        info = runs.get_run(run_id, root)
+        if not info.active and jobs.active_job(root) is None:
+            return info
+        time.sleep(0.5)
+    pytest.fail(f"the job did not end in {JOB_TIMEOUT} s: {runs.get_run(run_id, root).status}\n"
+                f"{jobs.job_status(run_id, root).log_tail}")
+
+
+def test_start_trains_a_tiny_run_refuses_a_second_and_lists_it(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER2013_CSV", str(_write_csv(tmp_path / "small.csv")))
+    at = _page()
+    assert "small.csv" in at.caption[0].value
+    at.number_input(key="train_w_opt_width").set_value(4)
+    at.number_input(key="train_w_epochs").set_value(2)
+    at.number_input(key="train_w_batch_size").set_value(32)
+    at.toggle(key="train_w_aug_enabled").set_value(False)
+    at.text_input(key="train_w_name").set_value("tiny").run()
+    assert not at.exception, at.exception
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    started = runs.list_runs(env)
+    assert len(started) == 1 and started[0].name == "tiny"
+    run = started[0]
+    assert any("Started run" in s for s in _texts(at.success))
+    assert run.config.model_kwargs == {"width": 4} and run.config.augment is None
+    # the job is found from the runs folder: a fresh session (a reload, a second tab) shows it
+    other = _page()
+    assert any("Training now: tiny" in s for s in _texts(other.subheader))
+    assert other.button(key="train_stop")
+    other.button(key="train_start").click().run()
+    assert any("already running" in e for e in _texts(other.error)), _texts(other.error)
+    assert len(runs.list_runs(env)) == 1
+    info = _wait_for_end(at, run.id, env)
+    assert info.state == "finished", (info.status, jobs.job_status(run.id, env).log_tail)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("finished after 2 epochs" in s for s in _texts(at.success))
+    table = at.dataframe[0].value
+    row = table[table["id"] == run.id].iloc[0]
+    history = runs.read_history(run.id, env)
+    assert row["status"] == "finished" and row["epochs"] == "2/2"
+    assert row["best val accuracy"] == pytest.approx(
+        round(100 * max(r["val_accuracy"] for r in history), 2))
+    # the live curves hold both epochs, training and validation
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert '"name":"val"' in spec.replace(" ", "")
+    assert f"logs" in at.code[0].value and run.id in at.code[0].value
+
+
+def test_a_failed_run_shows_its_reason(env):
+    from fer_core.config import TrainConfig
+
+    info = runs.create_run(TrainConfig(name="broken", epochs=3), env)
+    runs.update_status(info.dir, state="failed", epoch=1, finished_at=time.time(),
+                       error="DataError: fer2013.csv, row 7, column pixels: 2303 values, not 2304")
+    (info.dir / "job.log").write_text("Traceback (most recent call last):\n  ...\nDataError\n")
+    at = _page()
+    errors = _texts(at.error)
+    assert any("broken" in e and "row 7, column pixels" in e for e in errors), errors
+    assert at.selectbox(key="train_open_run").value == info.id
+    assert at.button(key="train_resume")
+    # rename, then delete with confirmation
+    at.text_input(key=f"train_rename_{info.id}").set_value("fixed")
+    at.button(key="train_rename").click().run()
+    assert runs.get_run(info.id, env).name == "fixed"
+    at.button(key="train_delete").click().run()
+    assert any("cannot be undone" in w for w in _texts(at.warning))
+    assert (env / info.id).is_dir()
+    at.button(key="train_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert not (env / info.id).exists()

@@ -38,7 +38,7 @@ def _print_table(result, header: str) -> None:
     for c in result.per_class:
         print(f"{c.name:<10}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}{c.support:>9d}")
     print("confusion (rows: true, columns: predicted)")
-    width = max(7, len(str(int(result.confusion.max()))) + 1)
+    width = max(9, len(str(int(result.confusion.max()))) + 1)
     print(" " * 10 + "".join(f"{e[:width - 1]:>{width}}" for e in EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion):
         print(f"{name:<10}" + "".join(f"{int(v):>{width}d}" for v in row))

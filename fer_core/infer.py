@@ -19,6 +19,7 @@ to it (the browser test reads it to see what the server saw).
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import threading
@@ -141,6 +142,19 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     raise ValueError(f"a frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {frame.shape}")
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """An uploaded JPEG/PNG/WebP/... file as a BGR uint8 array, turned upright by its EXIF tag.
+    Raises ValueError naming the file when it is not a readable image."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"{name}: not a readable image ({exc})") from exc
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
 def crop_faces(gray: np.ndarray, boxes: list[Box], margin: float = 0.1) -> np.ndarray:

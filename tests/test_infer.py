@@ -19,6 +19,7 @@ from fer_core.infer import (
     StreamMonitor,
     as_bgr,
     crop_faces,
+    decode_image,
     process_frame,
 )
 from fer_core.labels import EMOTIONS, NUM_CLASSES
@@ -268,3 +269,17 @@ def test_frame_log_lines(detector, classifier, tmp_path, monkeypatch):
     face = lines[0]["faces"][0]
     assert set(face) == {"box", "label", "probs"} and len(face["box"]) == 4
     assert face["label"] in EMOTIONS and len(face["probs"]) == 7 and lines[0]["t"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_decode_image_formats(fmt):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(face_frame(1)[:, :, ::-1]).save(buf, format=fmt)
+    image = decode_image(buf.getvalue(), f"x.{fmt.lower()}")
+    assert image.shape == (480, 640, 3) and image.dtype == np.uint8
+    with pytest.raises(ValueError, match="bad.jpg: not a readable image"):
+        decode_image(b"\xff\xd8 truncated", "bad.jpg")

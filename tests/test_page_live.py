@@ -1,0 +1,194 @@
+"""AppTest of pages/4_Live.py. AppTest cannot render custom components, so
+`streamlit_webrtc.webrtc_streamer` is replaced by a fake that records the page's call; the
+captured frame callback is then driven with real `av.VideoFrame`s, as the webrtc worker would."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+import streamlit_webrtc
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from face_frames import face_frame
+from fer_core.models import create_model
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "4_Live.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("live-model") / "tiny.keras"
+    create_model("fernet", width=4, convs=1).save(path)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, tiny_model):
+    """The default model is the tiny one; no runs; no ICE servers; a fake webrtc_streamer."""
+    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tiny_model))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
+    monkeypatch.delenv("FER_FRAME_LOG", raising=False)
+    calls: list[dict] = []
+
+    def fake_webrtc_streamer(**kwargs):
+        calls.append(kwargs)
+        return SimpleNamespace(state=SimpleNamespace(playing=False, signalling=False))
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", fake_webrtc_streamer)
+    return SimpleNamespace(calls=calls, runs=tmp_path / "runs", tmp=tmp_path)
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _png(image_bgr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image_bgr[:, :, ::-1]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_webrtc_call_is_sendrecv_without_ice_servers(env):
+    at = _run()
+    (call,) = env.calls
+    assert call["mode"] == streamlit_webrtc.WebRtcMode.SENDRECV
+    assert call["rtc_configuration"] == {"iceServers": []}
+    assert call["media_stream_constraints"] == {"video": True, "audio": False}
+    assert callable(call["video_frame_callback"])
+    assert at.selectbox(key="live_model").value == "default"
+    assert any("Start the webcam" in i.value for i in at.info)
+
+
+def test_ice_servers_from_environment(env, monkeypatch):
+    servers = [{"urls": "stun:stun.example.org:3478"},
+               {"urls": "turn:turn.example.org", "username": "u", "credential": "p"}]
+    monkeypatch.setenv("FER_ICE_SERVERS", json.dumps(servers))
+    _run()
+    assert env.calls[-1]["rtc_configuration"] == {"iceServers": servers}
+    monkeypatch.setenv("FER_ICE_SERVERS", "stun:not-json")
+    at = _run()
+    assert env.calls[-1]["rtc_configuration"] == {"iceServers": []}
+    assert any("FER_ICE_SERVERS" in w.value for w in at.warning)
+
+
+def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
+    log = env.tmp / "frames.jsonl"
+    monkeypatch.setenv("FER_FRAME_LOG", str(log))
+    at = _run()
+    callback = env.calls[-1]["video_frame_callback"]
+    frame = face_frame(3)
+    out = callback(av.VideoFrame.from_ndarray(frame, format="bgr24"))
+    monitor = at.session_state["live_stream"]["monitor"]
+    assert monitor.snapshot()["errors"] == 0, monitor.snapshot()["last_error"]
+    assert isinstance(out, av.VideoFrame)
+    annotated = out.to_ndarray(format="bgr24")
+    assert annotated.shape == frame.shape and not np.array_equal(annotated, frame)
+    odd = [
+        av.VideoFrame.from_ndarray(np.zeros((2, 2, 3), np.uint8), format="bgr24"),
+        av.VideoFrame.from_ndarray(np.zeros((49, 63), np.uint8), format="gray"),
+        av.VideoFrame.from_ndarray(np.zeros((480, 640, 4), np.uint8), format="bgra"),
+        av.VideoFrame(640, 480, "yuv420p"),
+    ]
+    for bad in odd:
+        back = callback(bad)
+        assert isinstance(back, av.VideoFrame)
+        assert (back.width, back.height) == (bad.width, bad.height)
+    snap = monitor.snapshot()
+    assert snap["frames"] == 5 and snap["errors"] == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [len(entry["faces"]) for entry in lines] == [3, 0, 0, 0, 0]
+    # The panel shows what the callback saw on the next redraw.
+    at.run()
+    assert not at.exception
+    assert at.metric[2].value == "0"  # frame errors
+    assert any("5 frames" in c.value for c in at.caption)
+    assert any("No face in view" in i.value for i in at.info)  # the last frame had none
+
+
+def test_callback_counts_errors_and_page_shows_them(env):
+    at = _run()
+    callback = env.calls[-1]["video_frame_callback"]
+
+    class Unconvertible:
+        pts, time_base = None, None
+
+        def to_ndarray(self, format: str):
+            raise ValueError("corrupt frame")
+
+    bad = Unconvertible()
+    assert callback(bad) is bad
+    at.run()
+    assert at.metric[2].value == "1"
+    assert any("corrupt frame" in w.value for w in at.warning)
+
+
+def test_no_default_model_says_so_and_offers_finished_runs(env, monkeypatch):
+    monkeypatch.setenv("FER_DEFAULT_MODEL", str(env.tmp / "missing" / "default.keras"))
+    at = _run()
+    assert any("not been trained yet" in w.value for w in at.warning)
+    assert any("Train" in i.value for i in at.info)
+    assert not env.calls  # nothing to stream with
+
+    from tiny_run import make_tiny_run
+
+    env.runs.mkdir()
+    info = make_tiny_run(env.runs, name="liveexample")
+    at = _run()
+    assert at.selectbox(key="live_model").options == [f"run liveexample · fernet ({info.id})"]
+    assert env.calls and env.calls[-1]["rtc_configuration"] == {"iceServers": []}
+
+
+def test_photo_upload_labels_faces(env):
+    at = _run()
+    at.file_uploader(key="photo_file").set_value(("three.png", _png(face_frame(3)), "image/png"))
+    at.run()
+    assert not at.exception
+    assert "three.png: 3 face(s)" in _image_captions(at)
+    table = at.dataframe[0].value
+    assert len(table) == 3 and set(table["emotion"]) <= set(fer_core.EMOTIONS)
+
+
+def test_photo_without_face_offers_whole_image(env):
+    at = _run()
+    at.file_uploader(key="photo_file").set_value(("bg.png", _png(face_frame(0)), "image/png"))
+    at.run()
+    assert any("No face found in bg.png" in i.value for i in at.info)
+    at.checkbox(key="photo_whole").check().run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 1
+
+
+def test_photo_that_is_not_an_image(env):
+    at = _run()
+    at.file_uploader(key="photo_file").set_value(("fake.jpg", b"not an image", "image/jpeg"))
+    at.run()
+    assert not at.exception
+    assert any("fake.jpg: not a readable image" in e.value for e in at.error)
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    return [img.caption for el in at.get("image") for img in el.proto.imgs]
+
+
+def test_webrtc_loads_after_tensorflow_without_crashing():
+    """`import tensorflow; import aiortc` segfaults unless fer_core loaded pylibsrtp first
+    (fer_core/cpu.py): opening Live after a page that used TensorFlow must not kill the server."""
+    import subprocess
+    import sys
+
+    code = "import fer_core, tensorflow, aiortc; print('alive')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert done.returncode == 0 and "alive" in done.stdout, done.stderr[-2000:]

@@ -369,7 +369,7 @@ def _breakdown(bad: dict[str, list]) -> str:
 # The label is the first token of each line, so a good line has exactly 1 + 2,304 tokens.
 # Lines that break the fast path's assumptions are checked one by one to name the problem.
 
-_CHUNK_BYTES = 8 << 20
+_CHUNK_BYTES = 1 << 20  # ~130 lines: the temporaries stay in cache
 _PIXEL_TOKENS = NUM_PIXELS
 _USAGE_NAMES = {s.lower(): s for s in SPLITS}
 # Problem kinds, in the order a line is blamed for them, with the column each concerns.
@@ -562,18 +562,21 @@ def _scan_chunk(arr: np.ndarray, lo: int, hi: int, ncols: int) -> dict[str, np.n
     end[-1:] = dg[-1:]
     # Value of the number ending at each byte (meaningful only at token ends), computed on
     # whole arrays, then gathered once at the token ends.
-    every = dz[2:-1].astype(np.uint16)
-    every *= 10
+    every = np.multiply(dz[2:-1], 10, dtype=np.uint16)
     every += dz[3:]
-    hundreds = dz[1:-2] * dig[2:-1]
-    every += hundreds.astype(np.uint16) * np.uint16(100)
+    hundreds = np.multiply(dz[1:-2], dig[2:-1], dtype=np.uint16)
+    hundreds *= 100
+    every += hundreds
     token_end = np.flatnonzero(end)
     values = every.take(token_end)
     over = np.flatnonzero(values > 255)  # three digits above 255
     if np.any(dg & dig[2:-1] & dig[1:-2] & dig[:-3]):  # four digits or more in a row
         long_at = np.flatnonzero(end & dig[2:-1] & dig[1:-2] & dig[:-3])
         over = np.union1d(over, np.searchsorted(token_end, long_at))
-    other = np.flatnonzero(~(dg | (b == 32)))  # non-digit, non-space: separators and text
+    text_mask = b == 32
+    np.logical_or(text_mask, dg, out=text_mask)
+    np.logical_not(text_mask, out=text_mask)
+    other = np.flatnonzero(text_mask)  # non-digit, non-space: separators and text
     kinds = b[other]
     newlines, commas = other[kinds == 10], other[kinds == 44]
     ends = newlines if len(b) and b[-1] == 10 else np.append(newlines, len(b))

@@ -397,3 +397,21 @@ def test_real_fer2013_counts() -> None:
         assert tuple(counts[split].values()) == FER2013_COUNTS[split], split
     assert len(ds) == sum(map(sum, (FER2013_COUNTS["Training"], FER2013_COUNTS["PublicTest"])))
     assert ds.images.std() > 30 and NUM_PIXELS == ds.images[0].size
+
+
+def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
+    """The parser works on chunks of whole lines; tiny chunks must not change anything."""
+    images, labels, usage = _rows(40, seed=4)
+    text = _csv(images, labels, usage)
+    monkeypatch.setattr(data, "_CHUNK_BYTES", 3000)  # about one line per chunk
+    _assert_same(data.parse_csv_bytes(text, "t"), images, labels, usage)
+    lines = text.decode().split("\n")
+    _set_pixel(lines, 30, 2304, "300")
+    _set_field(lines, 12, 0, "x")
+    with pytest.raises(DataError) as err:
+        data.parse_csv_bytes("\n".join(lines).encode(), "t")
+    assert err.value.row == 12 and err.value.count == 2
+    ds = data.parse_csv_bytes("\n".join(lines).encode(), "t", skip_bad=True)
+    keep = np.ones(40, dtype=bool)
+    keep[[10, 28]] = False
+    _assert_same(ds, images[keep], labels[keep], usage[keep])

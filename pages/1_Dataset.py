@@ -93,11 +93,12 @@ def _source_picker() -> None:
             "FER2013 file", type=["csv", "gz", "zip"], key="dataset_upload",
             help="fer2013.csv, fer2013.csv.gz, or a .zip of the CSV or of the image folders.",
         )
-        if upload is not None:
+        if upload is not None and st.session_state.get("dataset_upload_id") != upload.file_id:
+            # Saved once per upload (hashing 290 MB on every rerun would be slow); the file
+            # then outlives the widget, so other pages and later sessions can reload it.
             saved = save_upload(upload.getvalue(), upload.name)
-            if (st.session_state.get(ACTIVE_LABEL) != f"upload:{upload.name}"
-                    or active_source() != str(saved)):
-                set_active_source(str(saved), label=f"upload:{upload.name}", skip_bad=skip_bad)
+            st.session_state["dataset_upload_id"] = upload.file_id
+            set_active_source(str(saved), label=f"upload:{upload.name}", skip_bad=skip_bad)
     if skip_bad != bool(st.session_state.get(ACTIVE_SKIP_BAD, False)) and current != DEMO:
         set_active_source(current, label=st.session_state.get(ACTIVE_LABEL), skip_bad=skip_bad,
                           split=st.session_state.get(ACTIVE_SPLIT))

@@ -154,9 +154,11 @@ def load_dataset(
     the on-disk cache in `cache_dir()`.
     """
     if isinstance(source, str) and source.strip().lower() == DEMO:
-        from fer_core.demo import make_demo  # demo builds on FerDataset: import late
+        from fer_core import demo  # demo builds on FerDataset: import late
 
-        return make_demo()
+        # Cached like a file (keyed by demo.py itself): drawing 1,400 faces takes a second.
+        key = _cache_key(kind="demo", signature=_file_signature(Path(demo.__file__)))
+        return _cached(key, DEMO, use_cache, demo.make_demo)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = f"upload:{name or 'data'}"
@@ -691,7 +693,7 @@ def _cached(key: str, label: str, use_cache: bool, load) -> FerDataset:
                 usage=np.array(meta["split_names"], dtype="<U11")[
                     np.load(folder / "usage.npy")],
                 source=label,
-                synthetic=False,
+                synthetic=meta.get("synthetic", False),
                 skipped=meta["skipped"],
                 problems=tuple(meta["problems"]),
             )
@@ -713,7 +715,7 @@ def _write_cache(folder: Path, ds: FerDataset) -> None:
         np.save(tmp / "labels.npy", ds.labels)
         np.save(tmp / "usage.npy", split_codes(ds.usage, names))
         meta = {"split_names": names, "skipped": ds.skipped, "problems": list(ds.problems),
-                "rows": len(ds), "written": time.time()}
+                "synthetic": ds.synthetic, "rows": len(ds), "written": time.time()}
         (tmp / "meta.json").write_text(json.dumps(meta))
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

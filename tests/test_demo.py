@@ -76,3 +76,13 @@ def test_classes_are_learnable_but_not_trivial() -> None:
     weights = np.linalg.solve(gram, f_train.T @ np.eye(len(EMOTIONS), dtype=np.float32)[y_train])
     accuracy = float(((f_test @ weights).argmax(1) == y_test).mean())
     assert 0.45 < accuracy < 0.98
+
+
+def test_demo_word_is_cached_and_stays_synthetic(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    first = load_dataset("demo")
+    second = load_dataset("demo")  # from the on-disk cache
+    assert second.synthetic and second.source == "demo"
+    np.testing.assert_array_equal(first.images, second.images)
+    np.testing.assert_array_equal(first.usage, second.usage)
+    np.testing.assert_array_equal(second.images, make_demo().images)

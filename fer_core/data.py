@@ -31,6 +31,7 @@ DEFAULT_CSV = "data/fer2013.csv"  # relative to the working directory (the repo 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
 CACHE_KEEP = 6  # datasets kept in the on-disk cache; the least recently used go first
+UPLOADS_KEEP = 3  # uploaded files kept in the cache folder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
 
 
@@ -206,6 +207,10 @@ def save_upload(data: bytes, name: str) -> Path:
         tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    os.utime(path)
+    uploads = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in uploads[UPLOADS_KEEP:]:  # uploads can be 290 MB each: keep the latest few
+        old.unlink(missing_ok=True)
     return path
 
 

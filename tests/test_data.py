@@ -415,3 +415,13 @@ def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
     keep = np.ones(40, dtype=bool)
     keep[[10, 28]] = False
     _assert_same(ds, images[keep], labels[keep], usage[keep])
+
+
+def test_only_the_latest_uploads_are_kept(monkeypatch) -> None:
+    monkeypatch.setattr(data, "UPLOADS_KEEP", 2)
+    paths = []
+    for i in range(4):
+        paths.append(data.save_upload(f"emotion,pixels\n{i}".encode(), f"f{i}.csv"))
+        os.utime(paths[-1], (1e9 + i, 1e9 + i))  # distinct mtimes, oldest first
+    data.save_upload(b"emotion,pixels\n3", "f3.csv")  # re-saving refreshes, prunes
+    assert [p.exists() for p in paths] == [False, False, True, True]

@@ -218,11 +218,13 @@ def save_upload(data: bytes, name: str) -> Path:
 
 
 def _load_bytes(data: bytes, name: str, label: str, skip_bad: bool) -> FerDataset:
-    lower = name.lower()
-    if lower.endswith(".zip") or data[:4] == b"PK\x03\x04":
+    """Bytes of a .csv, .csv.gz, .zip or .tar(.gz) (Kaggle ships fer2013.tar.gz)."""
+    if name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
         return _load_zip(io.BytesIO(data), label, skip_bad)
-    if lower.endswith(".gz") or data[:2] == b"\x1f\x8b":
-        return parse_csv_bytes(_gunzip(data, label), label, skip_bad=skip_bad)
+    if name.lower().endswith((".gz", ".tgz")) or data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, label)
+    if data[257:262] == b"ustar":
+        return _load_tar(data, label, skip_bad)
     return parse_csv_bytes(data, label, skip_bad=skip_bad)
 
 
@@ -231,10 +233,29 @@ def _load_file(path: Path, label: str, skip_bad: bool) -> FerDataset:
         head = fh.read(4)
     if path.suffix.lower() == ".zip" or head == b"PK\x03\x04":
         return _load_zip(path, label, skip_bad)
-    data = path.read_bytes()
-    if path.suffix.lower() == ".gz" or head[:2] == b"\x1f\x8b":
-        data = _gunzip(data, label)
-    return parse_csv_bytes(data, label, skip_bad=skip_bad)
+    return _load_bytes(path.read_bytes(), path.name, label, skip_bad)
+
+
+def _load_tar(data: bytes, label: str, skip_bad: bool) -> FerDataset:
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            files = {m.name: m for m in tar.getmembers() if m.isfile() and not _is_junk(m.name)}
+            csvs = sorted((n for n in files if n.lower().endswith(".csv")),
+                          key=lambda n: (PurePosixPath(n).name.lower() != "fer2013.csv", n))
+            if csvs:
+                where = f"{label}:{csvs[0]}"
+                content = tar.extractfile(files[csvs[0]]).read()
+                ds = parse_csv_bytes(content, where, skip_bad=skip_bad)
+                return dataclasses.replace(ds, source=label)
+            images = sorted(n for n in files if n.lower().endswith(IMAGE_SUFFIXES))
+            if not images:
+                raise DataError(label, "the archive holds no CSV file and no images", count=0)
+            return _decode_images(images, lambda n: tar.extractfile(files[n]).read(), label,
+                                  skip_bad)
+    except tarfile.TarError as exc:
+        raise DataError(label, f"not a readable tar file ({exc})", count=0) from None
 
 
 def _gunzip(data: bytes, label: str) -> bytes:

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import re
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def test_csv_round_trip_keeps_all_three_splits(tmp_path) -> None:
     assert counts["PrivateTest"]["angry"] == int(((labels == 0) & (usage == "PrivateTest")).sum())
 
 
-@pytest.mark.parametrize("form", ["gz", "zip", "bytes-csv", "bytes-gz", "bytes-zip", "crlf",
-                                  "quoted", "no-final-newline", "blank-lines", "reordered"])
+@pytest.mark.parametrize("form", ["gz", "zip", "tar.gz", "bytes-csv", "bytes-gz", "bytes-zip",
+                                  "crlf", "quoted", "no-final-newline", "blank-lines",
+                                  "reordered"])
 def test_csv_forms(tmp_path, form: str) -> None:
     images, labels, usage = _rows(12, seed=1)
     text = _csv(images, labels, usage)
@@ -84,6 +86,14 @@ def test_csv_forms(tmp_path, form: str) -> None:
             zf.writestr("notes.csv", "a,b\n1,2\n")
             zf.writestr("fer2013/fer2013.csv", text)
         ds = load_dataset(_write(tmp_path, "fer.zip", buf.getvalue()))
+    elif form == "tar.gz":  # Kaggle's own download: fer2013.tar.gz holding fer2013/fer2013.csv
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            info = tarfile.TarInfo("fer2013/fer2013.csv")
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+        ds = load_dataset(_write(tmp_path, "fer2013.tar.gz", buf.getvalue()))
+        assert ds.source.endswith("fer2013.tar.gz")
     elif form.startswith("bytes"):
         kind = form.split("-")[1]
         content = {"csv": text, "gz": gzip.compress(text)}.get(kind)

@@ -41,7 +41,7 @@ from fer_core.models import default_model_path, load_model
 
 ICE_ENV = "FER_ICE_SERVERS"
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
-PANEL_REFRESH_S = 0.4  # how often the panel beside the video redraws while playing
+PANEL_REFRESH_S = 0.5  # how often the panel beside the video redraws while playing
 PHOTO_DETECT_WIDTH = 1024  # photos are scanned at more detail than webcam frames
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 STREAM_KEY = "live_stream"  # session_state: this browser session's tracker + monitor

@@ -82,8 +82,9 @@ def _source_picker() -> None:
             path = st.text_input(
                 "Path", value="" if current == DEMO else current, key="dataset_path",
                 placeholder="data/fer2013.csv",
-                help="Kaggle's fer2013.csv (also .csv.gz, .zip or fer2013.tar.gz), or the image-folder edition "
-                     "(a folder or .zip with train/<class>/*.png and test/<class>/*.png). "
+                help="Kaggle's fer2013.csv (also .csv.gz, .zip or fer2013.tar.gz), or the "
+                     "image-folder edition (a folder or .zip with train/<class>/*.png and "
+                     "test/<class>/*.png). "
                      "The word 'demo' selects the demo set.",
             )
             if st.form_submit_button("Use this dataset", type="primary") and path.strip():
@@ -91,7 +92,8 @@ def _source_picker() -> None:
     else:
         upload = st.file_uploader(
             "FER2013 file", type=["csv", "gz", "zip", "tar", "tgz"], key="dataset_upload",
-            help="fer2013.csv (.csv.gz), Kaggle's fer2013.tar.gz, or a .zip of the CSV or of the image folders.",
+            help="fer2013.csv (.csv.gz), Kaggle's fer2013.tar.gz, or a .zip of the CSV or of "
+                 "the image folders.",
         )
         if upload is not None and st.session_state.get("dataset_upload_id") != upload.file_id:
             # Saved once per upload (hashing 290 MB on every rerun would be slow); the file

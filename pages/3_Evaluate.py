@@ -19,7 +19,7 @@ from fer_core import evaluate as ev
 from fer_core import runs
 from fer_core.data import save_upload
 from fer_core.eval_charts import confusion_diff_figure, confusion_figure
-from fer_core.labels import EMOTIONS, SPLITS
+from fer_core.labels import EMOTIONS
 from fer_core.models import default_model_path
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
@@ -87,8 +87,7 @@ try:
 except DataError as exc:
     st.error(f"The active dataset cannot be used: {exc}. Choose another on the Dataset page.")
     st.stop()
-split_options = [s for s in dataset.splits() if s in SPLITS] + [
-    s for s in dataset.splits() if s not in SPLITS] + [UPLOAD]
+split_options = [*dataset.splits(), UPLOAD]  # Training, PublicTest, PrivateTest first
 split = right.selectbox("Split", split_options, key="eval_split",
                         index=split_options.index("PublicTest") if "PublicTest" in split_options
                         else 0)

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import fer_core  # noqa: E402  (CPU flags before TensorFlow loads)
+import fer_core  # noqa: E402, F401  (CPU flags before TensorFlow loads)
 from face_frames import face_frame  # noqa: E402
 from fer_core.detect import FaceDetector  # noqa: E402
 from fer_core.infer import (  # noqa: E402

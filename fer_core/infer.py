@@ -419,7 +419,7 @@ def process_frame(
                 probs=tuple(float(v) for v in p),
                 track_id=track_id,
             )
-            for box, p, track_id in zip(boxes, probs, ids)
+            for box, p, track_id in zip(boxes, probs, ids, strict=True)
         ]
         annotated = draw_faces(image.copy(), faces) if draw else image
         end = time.perf_counter()

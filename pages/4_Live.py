@@ -95,9 +95,9 @@ def probs_figure(faces: list[FacePrediction], height: int = 260) -> go.Figure:
         name = f"face {face.track_id if face.track_id is not None else n}"
         fig.add_bar(y=list(EMOTIONS), x=list(face.probs), orientation="h", name=name)
     fig.update_layout(
-        barmode="group", height=height, margin=dict(l=0, r=0, t=10, b=0),
-        xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed"),
-        legend=dict(orientation="h", y=-0.15),
+        barmode="group", height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"range": [0, 1], "tickformat": ".0%"}, yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.15},
     )
     return fig
 
@@ -110,9 +110,9 @@ def timeline_figure(timeline: list[tuple[float, tuple[float, ...]]]) -> go.Figur
     for i, emotion in enumerate(EMOTIONS):
         fig.add_scatter(x=xs, y=[p[i] for _, p in timeline], mode="lines", name=emotion)
     fig.update_layout(
-        height=240, margin=dict(l=0, r=0, t=10, b=0),
-        xaxis=dict(range=[-TIMELINE_S, 0], title="seconds ago"),
-        yaxis=dict(range=[0, 1], tickformat=".0%"), legend=dict(orientation="h", y=-0.3),
+        height=240, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"range": [-TIMELINE_S, 0], "title": "seconds ago"},
+        yaxis={"range": [0, 1], "tickformat": ".0%"}, legend={"orientation": "h", "y": -0.3},
     )
     return fig
 

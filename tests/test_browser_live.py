@@ -130,7 +130,7 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
 
     url, log, server_log = server
     base = face_frame(3)
-    clip = [np.roll(base, int(round(6 * np.sin(i / 4))), axis=1) for i in range(VIDEO_FRAMES)]
+    clip = [np.roll(base, round(6 * np.sin(i / 4)), axis=1) for i in range(VIDEO_FRAMES)]
     video = tmp_path / "faces.y4m"
     write_y4m(video, clip)
     args = [

@@ -124,7 +124,7 @@ def test_process_frame_labels_every_real_face(detector, classifier, n_faces):
         assert any(f.box.x <= center[0] <= f.box.x + f.box.w for f in faces)
     crops = crop_faces(_gray(frame), [f.box for f in faces])
     expected = classifier.predict(crops)
-    for face, probs in zip(faces, expected):
+    for face, probs in zip(faces, expected, strict=True):
         assert face.label == EMOTIONS[int(np.argmax(probs))]
         assert face.confidence == pytest.approx(float(probs.max()), abs=1e-5)
         assert sum(face.probs) == pytest.approx(1.0, abs=1e-4) and len(face.probs) == 7
@@ -238,7 +238,7 @@ def test_smoothing_is_an_exponential_average():
     box = [Box(10, 10, 50, 50)]
     a = np.eye(7, dtype=np.float32)[[3]]
     b = np.eye(7, dtype=np.float32)[[0]]
-    ids1, p1 = tracker.update(box, a, smoothing=0.75)
+    ids1, _ = tracker.update(box, a, smoothing=0.75)
     ids2, p2 = tracker.update([Box(12, 10, 50, 50)], b, smoothing=0.75)
     assert ids1 == ids2
     np.testing.assert_allclose(p2[0], 0.75 * a[0] + 0.25 * b[0])
@@ -281,5 +281,5 @@ def test_decode_image_formats(fmt):
     Image.fromarray(face_frame(1)[:, :, ::-1]).save(buf, format=fmt)
     image = decode_image(buf.getvalue(), f"x.{fmt.lower()}")
     assert image.shape == (480, 640, 3) and image.dtype == np.uint8
-    with pytest.raises(ValueError, match="bad.jpg: not a readable image"):
+    with pytest.raises(ValueError, match=r"bad\.jpg: not a readable image"):
         decode_image(b"\xff\xd8 truncated", "bad.jpg")

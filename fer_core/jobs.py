@@ -104,6 +104,14 @@ def resume_job(run: str | os.PathLike | RunInfo, *, runs_dir: str | os.PathLike 
         raise RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
                        f"give more epochs to continue it")
     lock = runs.acquire_lock(info.dir.parent)
+    try:
+        info = runs.get_run(info.dir)  # re-read under the lock: another session may have won
+        if info.active:
+            raise RunError(f"run {info.id!r} is already {info.state}")
+        runs.update_status(info.dir, state="queued", error=None, pid=None, pid_start=None)
+    except BaseException:
+        lock.release()
+        raise
     args = ["--resume", info.id, "--runs-dir", str(info.dir.parent)]
     if epochs is not None:
         args += ["--epochs", str(epochs)]

@@ -452,7 +452,8 @@ def train_run(
         raise runs.RunError(f"run {info.id!r} cannot be trained: {info.problem}")
     config = info.config if epochs is None else info.config.replace(epochs=epochs)
     if resume:
-        if info.active:
+        # A resume job's run is queued with the job's own pid (or none yet): that is us.
+        if info.active and info.status.get("pid") not in (None, os.getpid()):
             raise runs.RunError(f"run {info.id!r} is still {info.state} (pid {info.status.get('pid')})")
         if info.state == "finished" and config.epochs <= info.epoch:
             raise runs.RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "

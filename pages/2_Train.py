@@ -27,6 +27,8 @@ POLL_IDLE_S = 5.0  # how often it looks for a job started elsewhere (another tab
 STORE = "train_form"  # session_state key of the form values (survives page switches)
 WIDGET = "train_w_"  # prefix of the widgets' own keys
 
+st.set_page_config(page_title="Train · FER workbench", page_icon=":material/model_training:",
+                   layout="wide")
 MODELS = {info.name: info for info in list_models()}
 HELP = TrainConfig.field_help()
 

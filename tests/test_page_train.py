@@ -3,15 +3,19 @@ the one-job rule, and a failed run's reason. Runs go to a temporary FER_RUNS_DIR
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import jobs, runs
 from fer_core.demo import make_demo
+from fer_core.train_form import format_seconds
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Train.py")
 TIMEOUT = 60
@@ -49,6 +53,59 @@ def _page() -> AppTest:
 
 def _texts(elements) -> list[str]:
     return [e.value for e in elements]
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    """Start a tiny run from the page (2 epochs of a 4-filter mini-Xception on 112 demo
+    faces) and hand it on while it trains: the tests between the one that asks first and
+    the one that waits for the end run while the job process imports TensorFlow and traces."""
+    tmp = tmp_path_factory.mktemp("tiny_job")
+    root = tmp / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_RUNS_DIR", str(root))
+        mp.setenv("FER_CACHE_DIR", str(tmp / "cache"))
+        mp.setenv("FER2013_CSV", str(_write_csv(tmp / "small.csv")))
+        mp.chdir(tmp)
+        at = _page()
+        assert "small.csv" in at.caption[0].value
+        at.number_input(key="train_w_opt_width").set_value(4)
+        at.number_input(key="train_w_epochs").set_value(2)
+        at.number_input(key="train_w_batch_size").set_value(32)
+        at.toggle(key="train_w_aug_enabled").set_value(False)
+        at.text_input(key="train_w_name").set_value("tiny").run()
+        assert not at.exception, at.exception
+        at.button(key="train_start").click().run()
+        assert not at.exception, at.exception
+        yield at, root
+        job = jobs.active_job(root)
+        if job is not None and job.run_id:  # a failed assertion must not leave it training
+            jobs.stop_job(job.run_id, runs_dir=root, timeout=10)
+
+
+def _use_job_env(monkeypatch, root: Path) -> None:
+    monkeypatch.setenv("FER_RUNS_DIR", str(root))
+    monkeypatch.setenv("FER2013_CSV", str(root.parent / "small.csv"))
+    monkeypatch.chdir(root.parent)
+
+
+def test_start_launches_a_job_that_every_session_sees_and_a_second_is_refused(
+        tiny_job, monkeypatch):
+    at, root = tiny_job
+    _use_job_env(monkeypatch, root)
+    started = runs.list_runs(root)
+    assert len(started) == 1 and started[0].name == "tiny"
+    run = started[0]
+    assert any("Started run" in s for s in _texts(at.success))
+    assert run.config.model_kwargs == {"width": 4} and run.config.augment is None
+    assert run.config.data == str(root.parent / "small.csv")
+    # the job is found from the runs folder: a fresh session (a reload, a second tab) shows it
+    other = _page()
+    assert any("Training now: tiny" in s for s in _texts(other.subheader))
+    assert other.button(key="train_stop")
+    other.button(key="train_start").click().run()
+    assert any("already running" in e for e in _texts(other.error)), _texts(other.error)
+    assert len(runs.list_runs(root)) == 1
 
 
 def test_page_renders_with_the_demo_set_and_no_runs(env):
@@ -102,58 +159,6 @@ def test_controls_change_the_config_and_explain_invalid_ones(env):
     assert at.selectbox(key="train_w_schedule").value == "cosine"
 
 
-def _wait_for_end(at: AppTest, run_id: str, root: Path) -> runs.RunInfo:
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while time.monotonic() < deadline:
-        info = runs.get_run(run_id, root)
-        if not info.active and jobs.active_job(root) is None:
-            return info
-        time.sleep(0.5)
-    pytest.fail(f"the job did not end in {JOB_TIMEOUT} s: {runs.get_run(run_id, root).status}\n"
-                f"{jobs.job_status(run_id, root).log_tail}")
-
-
-def test_start_trains_a_tiny_run_refuses_a_second_and_lists_it(env, tmp_path, monkeypatch):
-    monkeypatch.setenv("FER2013_CSV", str(_write_csv(tmp_path / "small.csv")))
-    at = _page()
-    assert "small.csv" in at.caption[0].value
-    at.number_input(key="train_w_opt_width").set_value(4)
-    at.number_input(key="train_w_epochs").set_value(2)
-    at.number_input(key="train_w_batch_size").set_value(32)
-    at.toggle(key="train_w_aug_enabled").set_value(False)
-    at.text_input(key="train_w_name").set_value("tiny").run()
-    assert not at.exception, at.exception
-    at.button(key="train_start").click().run()
-    assert not at.exception, at.exception
-    started = runs.list_runs(env)
-    assert len(started) == 1 and started[0].name == "tiny"
-    run = started[0]
-    assert any("Started run" in s for s in _texts(at.success))
-    assert run.config.model_kwargs == {"width": 4} and run.config.augment is None
-    # the job is found from the runs folder: a fresh session (a reload, a second tab) shows it
-    other = _page()
-    assert any("Training now: tiny" in s for s in _texts(other.subheader))
-    assert other.button(key="train_stop")
-    other.button(key="train_start").click().run()
-    assert any("already running" in e for e in _texts(other.error)), _texts(other.error)
-    assert len(runs.list_runs(env)) == 1
-    info = _wait_for_end(at, run.id, env)
-    assert info.state == "finished", (info.status, jobs.job_status(run.id, env).log_tail)
-    at.run()
-    assert not at.exception, at.exception
-    assert any("finished after 2 epochs" in s for s in _texts(at.success))
-    table = at.dataframe[0].value
-    row = table[table["id"] == run.id].iloc[0]
-    history = runs.read_history(run.id, env)
-    assert row["status"] == "finished" and row["epochs"] == "2/2"
-    assert row["best val accuracy"] == pytest.approx(
-        round(100 * max(r["val_accuracy"] for r in history), 2))
-    # the live curves hold both epochs, training and validation
-    spec = at.get("plotly_chart")[0].proto.spec
-    assert '"name":"val"' in spec.replace(" ", "")
-    assert f"logs" in at.code[0].value and run.id in at.code[0].value
-
-
 def test_a_failed_run_shows_its_reason(env):
     from fer_core.config import TrainConfig
 
@@ -176,3 +181,91 @@ def test_a_failed_run_shows_its_reason(env):
     at.button(key="train_delete_yes").click().run()
     assert not at.exception, at.exception
     assert not (env / info.id).exists()
+
+
+def test_stop_button_and_resume_refused_while_a_job_holds_the_lock(env):
+    """A job (here this test process, holding the runs lock like a job process does) shows
+    in a fresh session with a Stop button that requests a graceful stop."""
+    from fer_core.config import TrainConfig
+
+    old = runs.create_run(TrainConfig(name="earlier", epochs=4), env)
+    runs.update_status(old.dir, state="stopped", epoch=2, finished_at=time.time())
+    live = runs.create_run(TrainConfig(name="live", epochs=5), env)
+    runs.update_status(live.dir, state="running", pid=os.getpid(), started_at=time.time(),
+                       pid_start=runs.process_start_token(os.getpid()), epoch=1)
+    runs.append_event(live.dir, "started", epoch=0, epochs=5, steps_per_epoch=10, lr=1e-3)
+    runs.append_event(live.dir, "batch", epoch=2, epochs=5, batch=4, steps=10, loss=1.1,
+                      accuracy=0.5, lr=1e-3, elapsed=12.0, eta=30.0)
+    with runs.acquire_lock(env, run_id=live.id):
+        at = _page()
+        assert any("Training now: live" in s for s in _texts(at.subheader))
+        assert at.get("progress")[0].proto.value == 40  # batch 4 of 10 in epoch 2
+        at.button(key="train_stop").click().run()
+        assert runs.stop_requested(live.dir)
+        assert any("Stopping after the current batch" in i for i in _texts(at.info))
+        at.selectbox(key="train_open_run").set_value(old.id).run()
+        at.button(key="train_resume").click().run()
+        assert any("already running" in e for e in _texts(at.error)), _texts(at.error)
+    assert runs.get_run(old.id, env).state == "stopped"
+
+
+def test_estimate_shows_time_per_epoch_and_run(env, monkeypatch):
+    """The page turns the engine's timing into per-epoch and per-run figures (the timing
+    itself is fer_core.train's and tested there; here it is replaced by a fixed speed)."""
+    import fer_core.train
+
+    calls = []
+
+    def fake_estimate(config, n_train, **kwargs):
+        calls.append((config.model, config.batch_size, n_train))
+        return n_train / 100.0  # 100 images per second
+
+    monkeypatch.setattr(fer_core.train, "estimate_epoch_seconds", fake_estimate)
+    st.cache_data.clear()  # no timing cached by an earlier test in this process
+    at = _page()
+    at.number_input(key="train_w_epochs").set_value(20).run()
+    at.button(key="train_estimate").click().run()
+    assert not at.exception, at.exception
+    n_train = len(make_demo().split("Training")[1])
+    text = " ".join(_texts(at.markdown))
+    assert f"{format_seconds(n_train / 100)} per epoch" in text
+    assert f"{format_seconds(20 * n_train / 100)} for 20 epochs" in text
+    at.number_input(key="train_w_epochs").set_value(10).run()  # cached: no new timing
+    assert f"{format_seconds(10 * n_train / 100)} for 10 epochs" in " ".join(_texts(at.markdown))
+    assert len(calls) == 1
+
+
+
+def _wait_for_end(run_id: str, root: Path) -> runs.RunInfo:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while time.monotonic() < deadline:
+        info = runs.get_run(run_id, root)
+        if not info.active and jobs.active_job(root) is None:
+            return info
+        time.sleep(0.5)
+    pytest.fail(f"the job did not end in {JOB_TIMEOUT} s: {runs.get_run(run_id, root).status}\n"
+                f"{jobs.job_status(run_id, root).log_tail}")
+
+
+def test_the_tiny_run_finishes_and_the_runs_table_lists_it(tiny_job, monkeypatch):
+    """Last in the file: by now the job started by `tiny_job` has (nearly) finished."""
+    at, root = tiny_job
+    _use_job_env(monkeypatch, root)
+    run = runs.list_runs(root)[0]
+    info = _wait_for_end(run.id, root)
+    assert info.state == "finished", (info.status, jobs.job_status(run.id, root).log_tail)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("finished after 2 epochs" in s for s in _texts(at.success))
+    table = at.dataframe[0].value
+    row = table[table["id"] == run.id].iloc[0]
+    history = runs.read_history(run.id, root)
+    assert row["status"] == "finished" and row["epochs"] == "2/2" and row["model"] == "mini_xception"
+    assert row["best val accuracy"] == pytest.approx(
+        round(100 * max(r["val_accuracy"] for r in history), 2))
+    # the live curves hold both epochs of training and validation
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    val_loss = next(t for t in curves["data"] if t["name"] == "val")
+    assert val_loss["x"] == [1, 2]
+    assert val_loss["y"] == [round(r["val_loss"], 4) for r in history]
+    assert "logs" in at.code[0].value and run.id in at.code[0].value

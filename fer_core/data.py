@@ -479,21 +479,29 @@ def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -
     spans = list(zip(bounds[:-1], bounds[1:]))
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         chunks = list(pool.map(lambda s: _scan_chunk(arr, s[0], s[1], ncols), spans))
-    lines = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]
-             if k not in ("values", "over")}
-    values = np.concatenate([c["values"] for c in chunks])
+    per_chunk = ("values", "over", "pixels", "first", "tokens")
+    lines = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0] if k not in per_chunk}
     n_lines = len(lines["start"])
     line_no = np.arange(n_lines) + 2  # the header is row 1, as in a spreadsheet
     tokens_per_line = lines["seg"].sum(axis=1)  # every token of the line, in any field
     offsets = np.concatenate([[0], np.cumsum(tokens_per_line)])
-    chunk_base = np.cumsum([0] + [len(c["values"]) for c in chunks])
+    chunk_base = np.cumsum([0] + [c["tokens"] for c in chunks])
     over = np.concatenate([c["over"] + base for c, base in zip(chunks, chunk_base)])
     over_line = np.searchsorted(offsets, over, side="right") - 1
     over_label = np.zeros(n_lines, dtype=bool)
     over_pixel = np.zeros(n_lines, dtype=bool)
     over_label[over_line[over == offsets[over_line]]] = True
     over_pixel[over_line[over != offsets[over_line]]] = True
-    first_token = values[np.minimum(offsets[:-1], max(len(values) - 1, 0))] if len(values) else 0
+    # Usually every line has 1 + 2,304 tokens and the chunks already hold the pixel grid.
+    regular = all(c["pixels"] is not None for c in chunks)
+    first_token = np.zeros(n_lines, dtype=np.uint16)
+    if regular:
+        pixels = np.concatenate([c["pixels"] for c in chunks])  # one row per full line
+        first_token[lines["full"]] = np.concatenate([c["first"] for c in chunks])
+    else:
+        values = np.concatenate([_chunk_values(c) for c in chunks])
+        if len(values):
+            first_token[:] = values[np.minimum(offsets[:-1], len(values) - 1)]
 
     kind = np.full(n_lines, "", dtype="<U6")
 
@@ -524,11 +532,18 @@ def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -
     # Rows whose only fault is odd separators (tabs, quotes inside) are parsed one by one.
     rescued: dict[int, np.ndarray] = {}
     for i in np.flatnonzero(kind == "token").tolist():
-        pixels = _slow_pixels(data, lines, i)
-        if pixels is not None:
-            rescued[i] = pixels
+        row_pixels = _slow_pixels(data, lines, i)
+        if row_pixels is not None:
+            rescued[i] = row_pixels
             kind[i] = ""
     good = ~blank & (kind == "")
+    if regular and not rescued:  # good lines are full lines: take their rows of the grid
+        in_grid = good[lines["full"]]
+        images = pixels if in_grid.all() else pixels[in_grid]
+        return _finish(label, images, first_token[good], usage[good], data, lines, kind,
+                       blank, line_no, ncols, skip_bad)
+    if regular:
+        values = np.concatenate([_chunk_values(c) for c in chunks])
     fast = good.copy()
     fast[list(rescued)] = False
     if fast.all():
@@ -543,12 +558,28 @@ def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -
             full[j, 1:] = rescued[row]
         matrix = full
 
+    return _finish(label, np.ascontiguousarray(matrix[:, 1:]), matrix[:, 0], usage[good], data,
+                   lines, kind, blank, line_no, ncols, skip_bad)
+
+
+def _chunk_values(chunk: dict) -> np.ndarray:
+    """All tokens of a chunk in order (rebuilt from the grid for a regular chunk)."""
+    if chunk["values"] is not None:
+        return chunk["values"]
+    labels = chunk["first"].astype(np.uint8)[:, None]
+    return np.hstack([labels, chunk["pixels"]]).ravel()
+
+
+def _finish(label: str, pixels: np.ndarray, labels: np.ndarray, usage: np.ndarray, data: bytes,
+            lines: dict[str, np.ndarray], kind: np.ndarray, blank: np.ndarray,
+            line_no: np.ndarray, ncols: int, skip_bad: bool) -> FerDataset:
+    """Raise for bad rows (unless skip_bad) and build the dataset from the good ones."""
     bad = np.flatnonzero(~blank & (kind != ""))
     problems: list[str] = []
     if len(bad):
-        per_kind = {k: np.flatnonzero(kind[bad] == k) for k in _KINDS}
         details = []
-        for k, idx in per_kind.items():
+        for k in _KINDS:
+            idx = np.flatnonzero(kind[bad] == k)
             if len(idx):
                 first = int(bad[idx[0]])
                 details.append((k, len(idx), int(line_no[first]),
@@ -565,12 +596,12 @@ def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -
             )
         problems = [f"skipped {n:,} rows with {_KINDS[k][1]} (first: row {row}: {detail})"
                     for k, n, row, detail in details]
-    if not len(matrix):
+    if not len(pixels):
         raise DataError(label, "no valid data rows", count=len(bad))
     return FerDataset(
-        images=np.ascontiguousarray(matrix[:, 1:]).reshape(-1, IMG_SIZE, IMG_SIZE),
-        labels=matrix[:, 0].astype(np.int64),
-        usage=usage[good],
+        images=pixels.reshape(-1, IMG_SIZE, IMG_SIZE),
+        labels=labels.astype(np.int64),
+        usage=usage,
         source=label,
         synthetic=False,
         skipped=len(bad),
@@ -629,11 +660,22 @@ def _scan_chunk(arr: np.ndarray, lo: int, hi: int, ncols: int) -> dict[str, np.n
     bad_pixel_char = np.zeros(len(starts), dtype=bool)
     bad_label_char[line_of[in_label]] = True
     bad_pixel_char[line_of[in_pixels]] = True
-    return {
+    out = {
         "start": starts + lo, "end": ends + lo, "c1": c1_pos + lo, "c2": c2_pos + lo,
         "commas": n_commas, "seg": seg, "bad_label_char": bad_label_char,
-        "bad_pixel_char": bad_pixel_char, "values": values.astype(np.uint8), "over": over,
+        "bad_pixel_char": bad_pixel_char, "over": over, "tokens": len(values),
+        "full": seg.sum(axis=1) == 1 + _PIXEL_TOKENS,
+        "values": None, "pixels": None, "first": None,
     }
+    if len(values) == (1 + _PIXEL_TOKENS) * int(out["full"].sum()):
+        # Regular chunk: every token sits in a line of 1 + 2,304; cut the grid here, in the
+        # worker thread, so the merge only concatenates.
+        grid = values.reshape(-1, 1 + _PIXEL_TOKENS)
+        out["first"] = grid[:, 0].copy()
+        out["pixels"] = grid[:, 1:].astype(np.uint8)
+    else:
+        out["values"] = values.astype(np.uint8)
+    return out
 
 
 def _line_fields(data: bytes, lines: dict[str, np.ndarray], i: int) -> list[str]:

@@ -73,11 +73,11 @@ def main() -> None:
                PYTHONPATH=str(REPO))
     env.pop("FER2013_CSV", None)
     port = _free_port()
+    log = open(work / "streamlit.log", "wb")  # noqa: SIM115  (closed in the finally below)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=open(work / "streamlit.log", "wb"),
-        stderr=subprocess.STDOUT)
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_http(port)
         with sync_playwright() as pw:
@@ -113,6 +113,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()
 
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     started = next(e for e in events if e["kind"] == "started")

@@ -9,6 +9,7 @@ so presets, "reset to defaults" and "load a run's config" are all `form_values(c
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shlex
 import time
@@ -63,11 +64,12 @@ class OptionSpec:
 
 # Known model options; anything else a builder takes is drawn from its default's type.
 _OPTION_HINTS: dict[str, tuple[str, float, float, float, str, str | None]] = {
-    "width": ("width (filters)", 1, 512, 1, "filters of the first block; later blocks scale "
-              "with it (cost grows about with its square)", None),
+    "width": ("width (filters)", 1, 512, 1, ("filters of the first block; later blocks "
+                                             "scale with it (cost grows about with its square)"),
+              None),
     "dropout": ("dropout", 0.0, 0.9, 0.05, "dropout rate before the classifier", "%.2f"),
-    "l2": ("L2 weight penalty", 0.0, 1.0, 0.001, "L2 regularisation factor of the conv "
-           "kernels (0 = off)", "%.4f"),
+    "l2": ("L2 weight penalty", 0.0, 1.0, 0.001, "L2 factor of the conv kernels (0 = off)",
+           "%.4f"),
     "convs": ("convs per block", 1, 6, 1, "convolutions per stage", None),
 }
 
@@ -94,7 +96,8 @@ def model_option_specs(defaults: Mapping[str, Any]) -> list[OptionSpec]:
 # ---------------------------------------------------------------- form <-> config
 
 
-def form_values(config: TrainConfig, model_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def form_values(config: TrainConfig,
+                model_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The flat widget dict showing `config` (model options filled in from the model's defaults)."""
     values: dict[str, Any] = {name: getattr(config, name) for name in PLAIN_FIELDS}
     options = dict(model_defaults or {})
@@ -262,7 +265,7 @@ def format_seconds(seconds: float | None) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
@@ -296,10 +299,35 @@ class LiveProgress:
         return self.state in runs.ACTIVE_STATES
 
 
+def recent_events(info: runs.RunInfo, max_bytes: int = 1 << 19) -> list[dict[str, Any]]:
+    """The last events of a run (about `max_bytes` of events.jsonl), enough for the live
+    panel: a run of hours logs megabytes of batch events, and the panel reads every second."""
+    path = info.dir / "events.jsonl"
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = text.splitlines()[1:] if size > max_bytes else text.splitlines()
+    events = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the trainer is mid-write, or the cut landed inside a line
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
 def live_progress(info: runs.RunInfo, events: list[dict[str, Any]],
-                  now: float | None = None) -> LiveProgress:
-    """Progress of a run from its status and events (`runs.read_events`). While it runs,
-    elapsed and ETA are advanced by the time since the latest event so they tick smoothly."""
+                  now: float | None = None,
+                  history: list[Mapping[str, float]] | None = None) -> LiveProgress:
+    """Progress of a run from its status, its latest events and optionally its history (for
+    the validation accuracy when no epoch event is among the events). While it runs, elapsed
+    and ETA are advanced by the time since the latest event so they tick smoothly."""
     now = time.time() if now is None else now
     epochs = max(1, info.epochs)
     last = next((e for e in reversed(events) if e.get("kind") in ("batch", "epoch")), None)
@@ -330,7 +358,7 @@ def live_progress(info: runs.RunInfo, events: list[dict[str, Any]],
             elapsed = run_duration(info, now)
     run_fraction = 1.0 if info.state == "finished" else (done + (epoch_fraction if info.active
                                                                    else 0.0)) / epochs
-    last_epoch = epoch_events[-1] if epoch_events else {}
+    last_epoch = epoch_events[-1] if epoch_events else (dict(history[-1]) if history else {})
     source = last if last and last.get("kind") == "batch" and info.active else last_epoch
     return LiveProgress(
         state=info.state, epoch=min(current, epochs), epochs=epochs, batch=batch, steps=steps,

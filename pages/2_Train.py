@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import json
 
-import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 import streamlit as st
 
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import jobs, runs
 from fer_core import train_form as form
-from fer_core.config import MONITORS, OPTIMIZERS, SCHEDULES, VAL_SOURCES, ConfigError, TrainConfig
+from fer_core.config import (
+    MONITORS,
+    OPTIMIZERS,
+    SCHEDULES,
+    VAL_SOURCES,
+    ConfigError,
+    TrainConfig,
+)
 from fer_core.data import DEMO, DataError, load_dataset
 from fer_core.labels import PUBLIC_TEST
 from fer_core.models import list_models
@@ -83,6 +90,15 @@ def _load_into_form(config: TrainConfig) -> None:
     st.session_state[STORE] = values
     for name, value in values.items():
         st.session_state[WIDGET + name] = value
+
+
+def _apply_preset() -> None:
+    _load_into_form(form.preset_config(st.session_state["train_preset"]))
+
+
+def _reset_to_defaults() -> None:
+    """TrainConfig's defaults for the model now chosen (with that model's option defaults)."""
+    _load_into_form(form.preset_config(form.DEFAULTS_PRESET, st.session_state[WIDGET + "model"]))
 
 
 def _on_model_change() -> None:
@@ -173,8 +189,9 @@ def _live_panel() -> None:
     except runs.RunError:
         st.info("The latest run was just removed.")
         return
-    events = runs.read_events(info.dir)
-    progress = form.live_progress(info, events)
+    events = form.recent_events(info)
+    history = runs.read_history(info.dir)
+    progress = form.live_progress(info, events, history=history)
     title = "Training now" if job else "Latest run"
     model = info.config.model if info.config else "?"
     st.subheader(f"{title}: {info.name}")
@@ -184,7 +201,6 @@ def _live_panel() -> None:
                 text=f"Epoch {progress.epoch}/{progress.epochs}{batch_text}")
     st.progress(progress.run_fraction, text=f"Run {100 * progress.run_fraction:.0f}%")
     st.caption(form.progress_caption(progress))
-    history = runs.read_history(info.dir)
     batches = form.batch_points(events, after_epoch=len(history)) if progress.running else None
     st.plotly_chart(form.curves_figure(history, batches, epochs=progress.epochs),
                     key="train_live_curves")
@@ -211,14 +227,11 @@ st.fragment(run_every=POLL_RUNNING_S if _running else POLL_IDLE_S)(_live_panel)(
 st.header("New run")
 values = _store()
 preset_col, apply_col, reset_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-preset = preset_col.selectbox("Preset", form.preset_names(), key="train_preset",
+preset_col.selectbox("Preset", form.preset_names(), key="train_preset",
                               help="Named starting points (fer_core.config.PRESETS).")
-apply_col.button("Apply preset", key="train_apply_preset",
-                 on_click=lambda: _load_into_form(form.preset_config(st.session_state["train_preset"])))
-reset_col.button("Reset to defaults", key="train_reset",
-                 help="TrainConfig's defaults and the chosen model's own option defaults.",
-                 on_click=lambda: _load_into_form(
-                     form.preset_config(form.DEFAULTS_PRESET, st.session_state[WIDGET + "model"])))
+apply_col.button("Apply preset", key="train_apply_preset", on_click=_apply_preset)
+reset_col.button("Reset to defaults", key="train_reset", on_click=_reset_to_defaults,
+                 help="TrainConfig's defaults and the chosen model's own option defaults.")
 
 # Widget values of this run, read as they are drawn; `inactive` greys out what does nothing.
 current = {name: st.session_state.get(WIDGET + name, values.get(name)) for name in values}
@@ -231,8 +244,9 @@ if specs:
     cols = st.columns(len(specs))
     for col, spec in zip(cols, specs):
         key = _w(spec.key)
-        if st.session_state[key] is None or (spec.is_int and not isinstance(st.session_state[key], int)):
-            st.session_state[key] = spec.default
+        value = st.session_state[key]
+        if value is None or (spec.is_int and not isinstance(value, int)):
+            st.session_state[key] = spec.default  # an option this model had no value for
         col.number_input(spec.label, min_value=spec.minimum, max_value=spec.maximum,
                          step=spec.step, format=spec.fmt, key=key,
                          help=f"{spec.help} (default {spec.default})")
@@ -394,12 +408,13 @@ else:
             st.caption("No finished epoch yet.")
         if info.state == "failed":
             st.error(f"Failed: {info.status.get('error') or 'no reason recorded'}")
-        st.code(form.tensorboard_command(info), language="bash")
     with detail_config:
-        st.json(info.config.to_dict(), expanded=False)
+        st.caption("config.json")
+        st.json(info.config.to_dict(), expanded=True)
         st.button("Load this config into the form", key="train_load_config",
                   on_click=_load_into_form, args=(info.config,))
 
+    st.code(form.tensorboard_command(info), language="bash")
     can_resume = info.state in ("stopped", "failed") or (
         info.state == "finished" and info.config is not None)
     if can_resume and not info.active:
@@ -431,7 +446,8 @@ else:
 if info.active:
     st.caption("A running run cannot be deleted; stop it first.")
 elif st.session_state.get("train_confirm_delete") == info.id:
-    st.warning(f"Delete run **{info.name}** (`{info.id}`) and all its files? This cannot be undone.")
+    st.warning(f"Delete run **{info.name}** (`{info.id}`) and all its files? "
+               f"This cannot be undone.")
     y, n = st.columns(2)
     if y.button("Yes, delete it", key="train_delete_yes", type="primary"):
         try:

@@ -260,7 +260,7 @@ def test_the_tiny_run_finishes_and_the_runs_table_lists_it(tiny_job, monkeypatch
     table = at.dataframe[0].value
     row = table[table["id"] == run.id].iloc[0]
     history = runs.read_history(run.id, root)
-    assert row["status"] == "finished" and row["epochs"] == "2/2" and row["model"] == "mini_xception"
+    assert (row["status"], row["epochs"], row["model"]) == ("finished", "2/2", "mini_xception")
     assert row["best val accuracy"] == pytest.approx(
         round(100 * max(r["val_accuracy"] for r in history), 2))
     # the live curves hold both epochs of training and validation

@@ -183,3 +183,15 @@ def test_curves_figure_draws_the_history(tmp_path):
                                           (185, "3 min 05 s"), (7620, "2 h 07 min")])
 def test_format_seconds(seconds, text):
     assert form.format_seconds(seconds) == text
+
+
+def test_recent_events_reads_the_tail_only(tmp_path):
+    info = runs.create_run(TrainConfig(epochs=2), tmp_path)
+    for i in range(200):
+        runs.append_event(info.dir, "batch", epoch=1, batch=i + 1, steps=200, loss=1.0)
+    with open(info.dir / "events.jsonl", "a") as fh:
+        fh.write('{"kind": "batch", "epo')  # the trainer is mid-write
+    events = form.recent_events(info, max_bytes=2000)
+    assert 0 < len(events) < 200 and events[-1]["batch"] == 200
+    assert [e["batch"] for e in events] == list(range(201 - len(events), 201))
+    assert len(form.recent_events(info)) == 200

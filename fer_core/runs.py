@@ -420,7 +420,7 @@ def rename_run(
 def delete_run(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> None:
     """Remove a run folder; refuses while its training process is alive."""
     info = get_run(run, runs_dir)
-    if info.active:
+    if info.active and pid_alive(info.status.get("pid"), info.status.get("pid_start")):
         raise RunError(f"run {info.id!r} is {info.state}; stop it before deleting it")
     shutil.rmtree(info.dir)
 

@@ -118,9 +118,6 @@ def run(args: argparse.Namespace) -> int:
         print("error: a resumed run keeps its config; only --epochs may change", file=sys.stderr)
         return 2
 
-    from fer_core import train as trainer  # TensorFlow loads here
-
-    trainer.configure_threads(args.threads)
     lock = None
     if os.environ.get("FER_LOCK_FD") is None:  # a background job inherited the lock already
         try:
@@ -128,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
         except runs.JobBusy as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    try:
+        from fer_core import train as trainer  # TensorFlow loads here
+
+        trainer.configure_threads(args.threads)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     state: dict[str, Any] = {"run_dir": None}
     _install_stop_handlers(state)
 

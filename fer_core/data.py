@@ -428,7 +428,10 @@ def parse_csv_bytes(data: bytes, label: str, *, skip_bad: bool = False) -> FerDa
         header = data[:header_end].decode("utf-8").strip("\r")
     except UnicodeDecodeError:
         raise DataError(label, "not a CSV file (the first line is not text)", count=0) from None
-    columns = next(csv.reader([header]), [])
+    try:
+        columns = next(csv.reader([header]), [])
+    except csv.Error:  # a stray carriage return or NUL: read it as plain comma-separated
+        columns = header.split(",")
     keys = [c.strip().lower() for c in columns]
     missing = [c for c in ("emotion", "pixels") if c not in keys]
     if missing:
@@ -680,7 +683,10 @@ def _scan_chunk(arr: np.ndarray, lo: int, hi: int, ncols: int) -> dict[str, np.n
 
 def _line_fields(data: bytes, lines: dict[str, np.ndarray], i: int) -> list[str]:
     text = data[lines["start"][i] : lines["end"][i]].decode("utf-8", "replace").rstrip("\r")
-    return next(csv.reader([text]), [])
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error:  # e.g. a stray carriage return or NUL inside the line
+        return text.split(",")
 
 
 def _slow_pixels(data: bytes, lines: dict[str, np.ndarray], i: int) -> np.ndarray | None:

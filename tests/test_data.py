@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from fer_core import data
@@ -435,3 +437,32 @@ def test_only_the_latest_uploads_are_kept(monkeypatch) -> None:
         os.utime(paths[-1], (1e9 + i, 1e9 + i))  # distinct mtimes, oldest first
     data.save_upload(b"emotion,pixels\n3", "f3.csv")  # re-saving refreshes, prunes
     assert [p.exists() for p in paths] == [False, False, True, True]
+
+
+_FUZZ_BASE = _csv(*_rows(4, seed=9))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(_FUZZ_BASE) - 1), st.sampled_from(range(3)),
+                          st.sampled_from(b'0123456789 ,\n\r"-.aZ\t\xff\x00')),
+                min_size=1, max_size=6),
+       st.booleans())
+def test_damaged_files_load_or_raise_data_error(edits, skip_bad: bool) -> None:
+    """Whatever the damage (a byte changed, inserted or deleted anywhere, header included),
+    the parser either loads 48x48 faces or raises DataError: never anything else."""
+    content = bytearray(_FUZZ_BASE)
+    for position, op, byte in edits:
+        position = min(position, len(content) - 1)
+        if op == 0:
+            content[position] = byte
+        elif op == 1:
+            content.insert(position, byte)
+        else:
+            del content[position]
+    try:
+        ds = data.parse_csv_bytes(bytes(content), "fuzz.csv", skip_bad=skip_bad)
+    except DataError as exc:
+        assert str(exc).startswith("fuzz.csv")
+    else:
+        assert ds.images.shape[1:] == (48, 48) and len(ds) == len(ds.labels) == len(ds.usage)
+        assert ds.labels.min() >= 0 and ds.labels.max() <= 6

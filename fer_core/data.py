@@ -362,7 +362,8 @@ def _decode_images(paths: list[str], read, label: str, skip_bad: bool) -> FerDat
                     gray = gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.BILINEAR)
                 images[i] = np.asarray(gray, dtype=np.uint8)
             keep[i] = True
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+                SyntaxError) as exc:
             bad.setdefault(f"unreadable image ({type(exc).__name__})", []).append(path)
     n_bad = int((~keep).sum())
     if n_bad and not skip_bad:

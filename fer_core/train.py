@@ -542,6 +542,7 @@ def _run(run: runs.RunInfo, config: TrainConfig, data: TrainData, model: keras.M
                     epochs=config.epochs, steps_per_epoch=steps, n_train=len(data.y_train),
                     n_val=len(data.y_val), val_split=data.val_name, model=config.model,
                     params=int(model.count_params()), replicas=strategy.num_replicas_in_sync,
+                    strategy=describe_strategy(strategy),
                     lr=current_lr(model))
         if initial_epoch < config.epochs and not runs.stop_requested(run_dir):
             model.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
@@ -604,7 +605,13 @@ def estimate_epoch_seconds(config: TrainConfig, n_train: int, *, steps: int = 5)
 
 
 def describe_strategy(strategy: tf.distribute.Strategy) -> str:
-    return f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replica(s))"
+    """Public name and replica count, e.g. "MirroredStrategy (2 replica(s))"."""
+    name = type(strategy).__name__
+    for public in ("MultiWorkerMirroredStrategy", "MirroredStrategy"):
+        if isinstance(strategy, getattr(tf.distribute, public)):
+            name = public
+            break
+    return f"{name} ({strategy.num_replicas_in_sync} replica(s))"
 
 
 __all__ = [

@@ -578,24 +578,35 @@ def _finish(run_dir: Path, state: str, error: str | None, writer: RunWriter | No
 # ---------------------------------------------------------------- speed
 
 
-def measure_throughput(config: TrainConfig, *, steps: int = 5, warmup: int = 2) -> float:
-    """Training images per second of `config`'s model, optimizer and augmentation here,
-    from `steps` timed optimizer steps after `warmup` untimed ones (random images)."""
+def throughput_samples(config: TrainConfig, *, steps: int = 5, warmup: int = 2,
+                       repeats: int = 1) -> list[float]:
+    """Training images per second of `config`'s model, optimizer and augmentation here:
+    `repeats` timings of `steps` optimizer steps each (random images), after `warmup`
+    untimed steps that absorb tracing. The model is built and traced once."""
     model = build_model(config)
-    n = config.batch_size * (steps + warmup)
+    n = config.batch_size * (steps * repeats + warmup)
     rng = np.random.default_rng(config.seed)
     images = rng.integers(0, 256, size=(n, IMG_SIZE, IMG_SIZE), dtype=np.uint8)
     labels = rng.integers(0, 7, size=n)
-    batches = list(make_dataset(images, labels, batch_size=config.batch_size, training=True,
-                                augment=augment_config(config), seed=config.seed))
-    for x, y in batches[:warmup]:
-        model.train_on_batch(x, y)
-    t0 = time.perf_counter()
-    for x, y in batches[warmup:]:
-        model.train_on_batch(x, y)
-    seconds = time.perf_counter() - t0
+    iterator = iter(make_dataset(images, labels, batch_size=config.batch_size, training=True,
+                                 augment=augment_config(config), seed=config.seed))
+    for _ in range(warmup):
+        model.train_on_batch(*next(iterator))
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):  # pipeline time included: augmentation is part of training
+            model.train_on_batch(*next(iterator))
+        rates.append(config.batch_size * steps / (time.perf_counter() - t0))
     keras.backend.clear_session()
-    return config.batch_size * steps / seconds
+    return rates
+
+
+def measure_throughput(config: TrainConfig, *, steps: int = 5, warmup: int = 2,
+                       repeats: int = 1) -> float:
+    """Median training images per second (see `throughput_samples`)."""
+    return statistics.median(throughput_samples(config, steps=steps, warmup=warmup,
+                                                repeats=repeats))
 
 
 def estimate_epoch_seconds(config: TrainConfig, n_train: int, *, steps: int = 5) -> float:
@@ -618,5 +629,5 @@ __all__ = [
     "CosineSchedule", "NanGuard", "RunWriter", "TrainData", "augment_config", "build_model",
     "check_config", "choose_strategy", "compile_model", "configure_threads", "current_lr",
     "describe_strategy", "estimate_epoch_seconds", "make_optimizer", "measure_throughput",
-    "resume", "split_data", "train", "train_run",
+    "resume", "split_data", "throughput_samples", "train", "train_run",
 ]

@@ -77,7 +77,7 @@ def test_stop_then_resume_continues_at_the_right_epoch(tmp_path: Path, demo) -> 
             runs.request_stop(holder["dir"])
 
     config = tiny(epochs=3, schedule="cosine", warmup_epochs=1, optimizer="adamw",
-                  weight_decay=1e-4)
+                  weight_decay=1e-4, mixup_alpha=0.2)
     info = train(config, runs_dir=tmp_path, dataset=demo, on_event=stop_after_first_epoch)
     assert info.state == "stopped" and info.epoch == 1
     assert info.best_model_path is not None and not runs.stop_requested(info.dir)

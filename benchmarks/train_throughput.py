@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import fer_core  # noqa: E402,F401  (CPU flags before TensorFlow loads)
-from fer_core.labels import FER2013_COUNTS, TRAINING  # noqa: E402
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core.labels import FER2013_COUNTS, TRAINING
 
 FER2013_TRAIN = sum(FER2013_COUNTS[TRAINING])  # 28,709
 

@@ -77,7 +77,8 @@ def start_job(config: TrainConfig, *, runs_dir: str | os.PathLike | None = None,
 
     Raises ConfigError for a bad config (no folder is made) and JobBusy when a job runs.
     """
-    from fer_core.train import check_config  # imports TensorFlow: only when starting a job
+    # fer_core.train imports TensorFlow: only when a job is started.
+    from fer_core.train import check_config
 
     check_config(config)
     root = runs.runs_root(runs_dir)

@@ -21,7 +21,7 @@ TINY_FLAGS = ["--model", "mini_xception", "--model-kwargs", '{"width": 4}', "--a
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "fer_core", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fer_core", *args], capture_output=True, check=False,
                           text=True, cwd=REPO, env=env, timeout=timeout)
 
 

@@ -42,7 +42,8 @@ print(json.dumps({"strategy": describe_strategy(strategy), "state": info.state,
 def run_script(tmp_path: Path, mode: str, env_extra: dict[str, str] | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env.update(PYTHONPATH=str(REPO), **(env_extra or {}))
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode], check=False,
+                          capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

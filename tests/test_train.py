@@ -3,6 +3,7 @@ fails with the reason, a stop and a resume, bad input before any folder, schedul
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def test_cosine_schedule_shape() -> None:
     schedule = CosineSchedule(peak=1.0, floor=0.1, steps_per_epoch=10, epochs=5, warmup_epochs=1)
     lrs = [schedule.lr_at(step) for step in range(50)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then decays
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))  # then decays
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
 
 

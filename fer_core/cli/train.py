@@ -93,7 +93,7 @@ def _install_stop_handlers(state: dict[str, Any]) -> None:
     """First Ctrl-C / SIGTERM: graceful stop after the batch; second Ctrl-C: abort."""
     from fer_core import runs
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         if state.get("run_dir") is None or state.get("stopping"):
             raise KeyboardInterrupt
         state["stopping"] = True

@@ -109,7 +109,8 @@ def resume_job(run: str | os.PathLike | RunInfo, *, runs_dir: str | os.PathLike 
         info = runs.get_run(info.dir)  # re-read under the lock: another session may have won
         if info.active:
             raise RunError(f"run {info.id!r} is already {info.state}")
-        runs.update_status(info.dir, state="queued", error=None, pid=None, pid_start=None)
+        runs.update_status(info.dir, state="queued", error=None, pid=None, pid_start=None,
+                           queued_at=time.time())
     except BaseException:
         lock.release()
         raise

@@ -231,7 +231,8 @@ def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -
         now = time.time()
         write_json(tmp / "status.json", {
             "state": "queued", "error": None, "pid": None, "pid_start": None,
-            "name": config.name, "created_at": now, "updated_at": now, "started_at": None,
+            "name": config.name, "created_at": now, "updated_at": now, "queued_at": now,
+            "started_at": None,
             "finished_at": None, "epoch": 0, "epochs": config.epochs,
         })
         base = new_run_id(config)
@@ -436,8 +437,14 @@ def stop_requested(run_dir: Path) -> bool:
     return (Path(run_dir) / STOP_NAME).exists()
 
 
-def clear_stop(run_dir: Path) -> None:
-    (Path(run_dir) / STOP_NAME).unlink(missing_ok=True)
+def clear_stop(run_dir: Path, *, older_than: float | None = None) -> None:
+    """Remove the STOP file (only if written before `older_than`, a time.time() value)."""
+    path = Path(run_dir) / STOP_NAME
+    try:
+        if older_than is None or path.stat().st_mtime < older_than:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 # ---------------------------------------------------------------- model specs

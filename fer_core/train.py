@@ -297,6 +297,7 @@ class RunWriter(keras.callbacks.Callback):
         self.partial_epoch = False
         self.epochs_done = initial_epoch
         self.epoch_seconds: list[float] = []
+        self.t0 = self.epoch_t0 = time.monotonic()  # reset when fit starts
 
     # -- helpers
     def emit(self, kind: str, **data: Any) -> None:
@@ -462,6 +463,8 @@ def train_run(
         raise runs.RunError(f"run {info.id!r} is {info.state}, not queued; resume it instead")
     if epochs is not None:
         runs.write_json(info.dir / "config.json", config.to_dict())
+    if info.status.get("state") != "queued":  # a direct resume: stop requests before now are old
+        runs.update_status(info.dir, queued_at=time.time())
     try:
         check_config(config)
         dataset = dataset if dataset is not None else load_dataset(config.data)
@@ -501,7 +504,9 @@ def _run(run: runs.RunInfo, config: TrainConfig, data: TrainData, model: keras.M
          history: list[dict[str, float]], elapsed_before: float, verbose: int,
          on_event: EventHook | None) -> runs.RunInfo:
     run_dir = run.dir
-    runs.clear_stop(run_dir)
+    # A stop requested while the run was queued (the job still starting) stands; older ones
+    # (left by a killed run) do not.
+    runs.clear_stop(run_dir, older_than=runs.get_run(run_dir).status.get("queued_at"))
     runs.update_status(run_dir, state="running", error=None, pid=os.getpid(),
                        pid_start=runs.process_start_token(os.getpid()), started_at=time.time(),
                        finished_at=None, epoch=initial_epoch, epochs=config.epochs)

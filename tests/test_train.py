@@ -14,7 +14,8 @@ from fer_core import runs
 from fer_core.config import ConfigError, TrainConfig
 from fer_core.demo import make_demo
 from fer_core.models import load_model
-from fer_core.train import CosineSchedule, estimate_epoch_seconds, resume, split_data, train
+from fer_core.train import (CosineSchedule, estimate_epoch_seconds, resume, split_data, train,
+                            train_run)
 
 TINY = {"model": "mini_xception", "model_kwargs": {"width": 4}, "batch_size": 32,
         "augment": None, "early_stop_patience": 0}
@@ -92,6 +93,13 @@ def test_stop_then_resume_continues_at_the_right_epoch(tmp_path: Path, demo) -> 
     assert lrs[2] < lrs[1]  # still on the cosine curve after the resume
     with pytest.raises(runs.RunError, match="already finished"):
         resume(done.id, runs_dir=tmp_path, dataset=demo)
+
+
+def test_stop_requested_while_queued_stands(tmp_path: Path, demo) -> None:
+    queued = runs.create_run(tiny(epochs=2), tmp_path)
+    runs.request_stop(queued.id, tmp_path)
+    info = train_run(queued.id, runs_dir=tmp_path, dataset=demo)
+    assert info.state == "stopped" and info.epoch == 0 and not runs.stop_requested(info.dir)
 
 
 def test_bad_input_makes_no_folder(tmp_path: Path, demo) -> None:

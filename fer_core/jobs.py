@@ -172,6 +172,8 @@ def stop_job(run: str | os.PathLike | RunInfo | None = None, *,
             raise RunError(f"no training job is running in {runs.runs_root(runs_dir)}")
         run = job.run_id
     info = runs.get_run(run, runs_dir)
+    if not info.active:  # already over: leave no STOP file behind
+        return info
     runs.request_stop(info.dir)
     if not wait:
         return info

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
@@ -25,8 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
-        if importlib.util.find_spec(f"fer_core.cli.{name}") is None:  # TODO(lead): drop once all land
-            continue
         module = importlib.import_module(f"fer_core.cli.{name}")
         module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser

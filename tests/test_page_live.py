@@ -99,7 +99,7 @@ def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
         av.VideoFrame.from_ndarray(np.zeros((2, 2, 3), np.uint8), format="bgr24"),
         av.VideoFrame.from_ndarray(np.zeros((49, 63), np.uint8), format="gray"),
         av.VideoFrame.from_ndarray(np.zeros((480, 640, 4), np.uint8), format="bgra"),
-        av.VideoFrame(640, 480, "yuv420p"),
+        av.VideoFrame.from_ndarray(np.zeros((720, 640), np.uint8), format="yuv420p"),
     ]
     for bad in odd:
         back = callback(bad)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from fer_core.data import DataError, load_dataset, resolve_source
+from fer_core import data
+from fer_core.data import DataError, resolve_source
 from fer_core.labels import EMOTIONS
 from fer_core.quality import quality_problems
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def inspect_report(source: str, *, skip_bad: bool = False, use_cache: bool = True) -> dict:
     """{"source", "synthetic", "rows", "skipped", "splits": {split: {emotion: n}}, "problems"};
     raises DataError when the data cannot be loaded."""
-    ds = load_dataset(source, skip_bad=skip_bad, use_cache=use_cache)
+    ds = data.load_dataset(source, skip_bad=skip_bad, use_cache=use_cache)
     return {
         "source": ds.source,
         "synthetic": ds.synthetic,

@@ -144,6 +144,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "early_stop_patience": 0,
     },
+    # The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
+    # residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
+    # smoothing and the standard augmentations; sized to about two hours on a 2-core CPU.
+    "default": {
+        "name": "default",
+        "model": "fernet",
+        "model_kwargs": {"width": 24, "convs": 2, "dropout": 0.4},
+        "epochs": 30,
+        "batch_size": 64,
+        "optimizer": "sgd",
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "min_lr": 1e-5,
+        "early_stop_patience": 0,
+        "label_smoothing": 0.1,
+        "augment": {},
+        "seed": 0,
+    },
 }
 
 

@@ -203,8 +203,9 @@ def _best_of(monitor: str, rows: list[dict[str, float]]) -> tuple[float | None, 
     return best, (len(rows) - 1 - best_i if best_i >= 0 else 0)
 
 
-class _ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau that, on resume, starts from the best value and wait of the history."""
+class _ResumeFromHistory:
+    """Mixin for a monitoring callback that, on resume, starts from the best value and wait
+    of the history instead of from scratch."""
 
     def __init__(self, best: float | None, wait: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -216,17 +217,12 @@ class _ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
             self.best, self.wait = self._initial
 
 
-class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping that, on resume, starts from the best value and wait of the history."""
+class _ResumablePlateau(_ResumeFromHistory, keras.callbacks.ReduceLROnPlateau):
+    """ReduceLROnPlateau that continues a resumed run's best value and wait."""
 
-    def __init__(self, best: float | None, wait: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._initial = (best, wait)
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._initial[0] is not None:
-            self.best, self.wait = self._initial
+class _ResumableEarlyStopping(_ResumeFromHistory, keras.callbacks.EarlyStopping):
+    """EarlyStopping that continues a resumed run's best value and wait."""
 
 
 class CosineSchedule(keras.callbacks.Callback):

@@ -193,22 +193,19 @@ def result_from_probs(probs: np.ndarray, labels: np.ndarray, *, tta: bool = Fals
 # --- predictions ----------------------------------------------------------------------------
 
 
-def _predict_fn(model: Any) -> Any:
-    """A `tf.function` over `model(x, training=False)`, built once per model.
+def _classifier(model: Any) -> Any:
+    """The model's `infer.Classifier` (one traced function, shared with the Live page's
+    code path), built once per model and kept on it."""
+    classifier = getattr(model, "_fer_classifier", None)
+    if classifier is None:
+        from fer_core.infer import Classifier
 
-    `model.predict` sets up a whole tf.data pipeline per call; a traced function with a
-    fixed batch signature runs the graph directly and is several times faster here.
-    """
-    fn = getattr(model, "_fer_predict_fn", None)
-    if fn is None:
-        import tensorflow as tf
-
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        classifier = Classifier(model, warmup=False)
         try:
-            model._fer_predict_fn = fn
+            model._fer_classifier = classifier
         except AttributeError:  # pragma: no cover - a model that refuses attributes
             pass
-    return fn
+    return classifier
 
 
 def predict_probs(model: Any, images: np.ndarray, *, flip: bool = False,
@@ -224,20 +221,10 @@ def predict_probs(model: Any, images: np.ndarray, *, flip: bool = False,
         raise ValueError(f"images must be (N, H, W) or (N, H, W, 1), got shape {x.shape}")
     if flip:
         x = x[:, :, ::-1, :]
-    n = len(x)
-    out = np.zeros((n, NUM_CLASSES), dtype=np.float32)
-    if n == 0:
-        return out
-    fn = _predict_fn(model)
-    for start in range(0, n, batch_size):
-        batch = np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)
-        if len(batch) < batch_size and n > batch_size:
-            # pad the last batch so the traced graph keeps one shape
-            pad = np.zeros((batch_size - len(batch), *batch.shape[1:]), np.float32)
-            probs = np.asarray(fn(np.concatenate([batch, pad])))[: len(batch)]
-        else:
-            probs = np.asarray(fn(batch))
-        out[start:start + len(batch)] = probs
+    out = np.zeros((len(x), NUM_CLASSES), dtype=np.float32)
+    classifier = _classifier(model) if len(x) else None
+    for start in range(0, len(x), batch_size):
+        out[start:start + batch_size] = classifier.predict(x[start:start + batch_size])
     return out
 
 

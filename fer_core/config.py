@@ -117,6 +117,8 @@ class TrainConfig:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError("*", f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("*", f"cannot read {path}: not UTF-8 text (a JSON file?)") from None
         try:
             return cls.from_json(text)
         except ConfigError as exc:

@@ -33,6 +33,12 @@ CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
 CACHE_KEEP = 6  # datasets kept in the on-disk cache; the least recently used go first
 UPLOADS_KEEP = 3  # uploaded files kept in the cache folder
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
+# Limits on what a user's file may make the loader hold in memory. FER2013's CSV is ~290 MB
+# (~90 MB zipped, 35,887 images in the image-folder edition), far inside all of them.
+MAX_UPLOAD_BYTES = 400 * 2**20  # an uploaded file; .streamlit/config.toml's maxUploadSize
+MAX_EXPANDED_BYTES = 2**30  # a file read whole, or an archive's content once decompressed
+MAX_ARCHIVE_MEMBERS = 200_000  # files in a zip or tar
+MAX_COMPRESSION_RATIO = 200  # expanded/compressed size of a zip member above 1 MB: a bomb
 
 
 class DataError(ValueError):
@@ -163,6 +169,7 @@ def load_dataset(
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = f"upload:{name or 'data'}"
+        check_upload_size(len(data), label)
         key = _cache_key(kind="bytes", digest=hashlib.blake2b(data).hexdigest(), name=name,
                          skip_bad=skip_bad)
         return _cached(
@@ -173,10 +180,20 @@ def load_dataset(
     if not path.exists():
         hint = " (the word 'demo' selects the synthetic demo set)" if not path.suffix else ""
         raise DataError(label, f"no such file or folder{hint}", count=0)
-    key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
-    if path.is_dir():
-        return _cached(key, label, use_cache, lambda: _load_image_folder(path, label, skip_bad))
-    return _cached(key, label, use_cache, lambda: _load_file(path, label, skip_bad))
+    try:
+        if not path.is_dir() and not path.is_file():  # a FIFO or device would block or never end
+            raise DataError(label, "not a regular file or folder", count=0)
+        if path.is_file() and path.stat().st_size > MAX_EXPANDED_BYTES:
+            raise DataError(label, f"the file is {_mb(path.stat().st_size)}, more than the "
+                            f"{_mb(MAX_EXPANDED_BYTES)} this loader reads", count=0)
+        key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
+        if path.is_dir():
+            return _cached(key, label, use_cache,
+                           lambda: _load_image_folder(path, label, skip_bad))
+        return _cached(key, label, use_cache, lambda: _load_file(path, label, skip_bad))
+    except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise DataError(label, f"cannot be read: {exc.strerror or exc}{where}", count=0) from None
 
 
 def split_dataset(
@@ -198,7 +215,10 @@ def split_dataset(
 
 def save_upload(data: bytes, name: str) -> Path:
     """Keep uploaded bytes as a file in the cache folder (named by content), so the dataset
-    can be reloaded by path after the upload widget is gone (another page, a new session)."""
+    can be reloaded by path after the upload widget is gone (another page, a new session).
+    Raises DataError above MAX_UPLOAD_BYTES. The file name is reduced to safe characters, so
+    nothing is written outside the cache folder whatever the name."""
+    check_upload_size(len(data), f"upload:{name}")
     folder = cache_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in Path(name).name)[-80:]
@@ -212,6 +232,39 @@ def save_upload(data: bytes, name: str) -> Path:
     for old in uploads[UPLOADS_KEEP:]:  # uploads can be 290 MB each: keep the latest few
         old.unlink(missing_ok=True)
     return path
+
+
+def check_upload_size(size: int, label: str, limit: int | None = None) -> None:
+    """DataError when an upload of `size` bytes is above `limit` (default MAX_UPLOAD_BYTES)."""
+    limit = MAX_UPLOAD_BYTES if limit is None else limit
+    if size > limit:
+        raise DataError(label, f"the upload is {_mb(size)}, more than the {_mb(limit)} allowed",
+                        count=0)
+
+
+def archive_problem(sizes: list[tuple[str, int, int]], *, max_members: int | None = None,
+                    max_bytes: int | None = None) -> str | None:
+    """Why an archive must not be opened, or None. `sizes`: (name, expanded size, compressed
+    size) per member (compressed 0 when unknown). Too many members, too much content in all,
+    or a member that expands far more than real data does (a zip bomb) are refused before
+    anything is decompressed; zipfile never reads past a member's declared size."""
+    max_members = MAX_ARCHIVE_MEMBERS if max_members is None else max_members
+    max_bytes = MAX_EXPANDED_BYTES if max_bytes is None else max_bytes
+    if len(sizes) > max_members:
+        return f"the archive holds {len(sizes):,} files, more than the {max_members:,} allowed"
+    total = sum(size for _, size, _ in sizes)
+    if total > max_bytes:
+        return (f"the archive expands to {_mb(total)}, more than the {_mb(max_bytes)} allowed "
+                "(a zip bomb?)")
+    for name, size, packed in sizes:
+        if size > 2**20 and packed and size > MAX_COMPRESSION_RATIO * packed:
+            return (f"{name} expands {size // packed:,} times ({_mb(packed)} to {_mb(size)}), "
+                    "far more than real data (a zip bomb?)")
+    return None
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
 
 
 # --- file formats -----------------------------------------------------------------------
@@ -242,6 +295,9 @@ def _load_tar(data: bytes, label: str, skip_bad: bool) -> FerDataset:
     try:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             files = {m.name: m for m in tar.getmembers() if m.isfile() and not _is_junk(m.name)}
+            problem = archive_problem([(n, m.size, 0) for n, m in files.items()])
+            if problem:
+                raise DataError(label, problem, count=0)
             csvs = sorted((n for n in files if n.lower().endswith(".csv")),
                           key=lambda n: (PurePosixPath(n).name.lower() != "fer2013.csv", n))
             if csvs:
@@ -259,10 +315,18 @@ def _load_tar(data: bytes, label: str, skip_bad: bool) -> FerDataset:
 
 
 def _gunzip(data: bytes, label: str) -> bytes:
+    """Decompress gzip bytes, refusing content above MAX_EXPANDED_BYTES (a gzip bomb)."""
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        return zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+        out = inflate.decompress(data, MAX_EXPANDED_BYTES + 1)
     except zlib.error as exc:
         raise DataError(label, f"not a readable gzip file ({exc})", count=0) from None
+    if len(out) > MAX_EXPANDED_BYTES:
+        raise DataError(label, f"the gzip file expands to more than {_mb(MAX_EXPANDED_BYTES)} "
+                        "(a gzip bomb?)", count=0)
+    if not inflate.eof:
+        raise DataError(label, "not a readable gzip file (truncated)", count=0)
+    return out
 
 
 def _load_zip(file: Path | io.BytesIO, label: str, skip_bad: bool) -> FerDataset:
@@ -274,7 +338,12 @@ def _load_zip(file: Path | io.BytesIO, label: str, skip_bad: bool) -> FerDataset
 
 
 def _load_zip_members(zf: zipfile.ZipFile, label: str, skip_bad: bool) -> FerDataset:
+    """The CSV of a zip (fer2013.csv first) or its images; members are read in memory,
+    never extracted, so member paths (absolute, `..`) cannot write anywhere."""
     members = [m for m in zf.infolist() if not m.is_dir() and not _is_junk(m.filename)]
+    problem = archive_problem([(m.filename, m.file_size, m.compress_size) for m in members])
+    if problem:
+        raise DataError(label, problem, count=0)
     csvs = [m for m in members if m.filename.lower().endswith((".csv", ".csv.gz"))]
     if csvs:
         # Prefer fer2013.csv when a zip holds several CSVs (Kaggle's bundle adds others).
@@ -385,7 +454,10 @@ def _decode_images(paths: list[str], read, label: str, skip_bad: bool) -> FerDat
 
 def _breakdown(bad: dict[str, list]) -> str:
     total = sum(len(v) for v in bad.values())
-    parts = ", ".join(f"{len(v):,} {k.split(' (')[0]}" for k, v in bad.items())
+    counts: dict[str, int] = {}
+    for problem, paths in bad.items():  # "unreadable image (OSError)" -> "unreadable image"
+        counts[problem.split(" (")[0]] = counts.get(problem.split(" (")[0], 0) + len(paths)
+    parts = ", ".join(f"{n:,} {kind}" for kind, n in counts.items())
     return f"{total:,} bad in all ({parts}); skip bad rows to load the rest"
 
 
@@ -401,6 +473,7 @@ def _breakdown(bad: dict[str, list]) -> str:
 _CHUNK_BYTES = 1 << 20  # ~130 lines: the temporaries stay in cache
 _PIXEL_TOKENS = NUM_PIXELS
 _USAGE_NAMES = {s.lower(): s for s in SPLITS}
+_BLANK_BYTES = b" \t\r"  # a line of only these is a blank line
 # Problem kinds, in the order a line is blamed for them, with the column each concerns.
 _KINDS = {
     "fields": (None, "wrong number of fields"),
@@ -421,6 +494,9 @@ def parse_csv_bytes(data: bytes, label: str, *, skip_bad: bool = False) -> FerDa
         data = data[3:]
     if not data or data.isspace():
         raise DataError(label, "the file is empty", count=0)
+    if _looks_utf16(data[:4096]):
+        raise DataError(label, "the file is UTF-16 text, not a CSV in UTF-8: save it as UTF-8 "
+                        "(or plain ASCII) CSV", count=0)
     if b"\x00" in data[:65536]:
         raise DataError(label, "not a CSV file (binary content)", count=0)
     header_end = data.find(b"\n")
@@ -452,6 +528,19 @@ def parse_csv_bytes(data: bytes, label: str, *, skip_bad: bool = False) -> FerDa
     return _parse_canonical(data, label, has_usage, skip_bad)
 
 
+def _looks_utf16(head: bytes) -> bool:
+    """Whether a file starts like a FER CSV saved as UTF-16 (some Windows editors do)."""
+    head = head[: len(head) // 2 * 2]
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+        try:
+            text = head.decode(encoding).lower()
+        except UnicodeDecodeError:
+            continue
+        if "emotion" in text and "pixels" in text:
+            return True
+    return False
+
+
 def _canonical_csv(data: bytes, label: str, columns: list[str], has_usage: bool) -> bytes:
     """Rewrite a CSV whose columns are in another order (or with extra ones) as
     `emotion,pixels[,Usage]` so the fast parser applies; row numbers are kept."""
@@ -459,15 +548,20 @@ def _canonical_csv(data: bytes, label: str, columns: list[str], has_usage: bool)
 
     wanted = {c.strip().lower(): c for c in columns}
     names = [wanted["emotion"], wanted["pixels"]] + ([wanted["usage"]] if has_usage else [])
+    # Blank lines are taken out before pandas (which would read them as rows of empty
+    # fields) and put back as blank lines, so the row numbers stay those of the file.
+    raw = data.split(b"\n")
+    blank = [not line.strip(_BLANK_BYTES) for line in raw[1:]]
+    kept = b"\n".join([raw[0]] + [line for line, b in zip(raw[1:], blank) if not b])
     try:
-        frame = pd.read_csv(io.BytesIO(data), usecols=names, dtype=str, keep_default_na=False,
+        frame = pd.read_csv(io.BytesIO(kept), usecols=names, dtype=str, keep_default_na=False,
                             skip_blank_lines=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(label, f"not a readable CSV file ({str(exc).splitlines()[0]})",
                         count=0) from None
-    lines = [",".join(names)]
-    lines += (",".join(row) for row in frame[names].itertuples(index=False, name=None))
-    return "\n".join(lines).encode()
+    rows = (",".join(row) for row in frame[names].itertuples(index=False, name=None))
+    lines = [",".join(names)] + ["" if b else next(rows, "") for b in blank]
+    return "\n".join([*lines, *rows]).encode()
 
 
 def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -> FerDataset:
@@ -512,10 +606,10 @@ def _parse_canonical(data: bytes, label: str, has_usage: bool, skip_bad: bool) -
     def blame(mask: np.ndarray, name: str) -> None:
         kind[mask & (kind == "")] = name
 
-    start_byte = arr[np.minimum(lines["start"], len(arr) - 1)]
-    blank = (lines["end"] == lines["start"]) | (
-        (lines["end"] - lines["start"] == 1) & np.isin(start_byte, (13, 32))
-    )
+    # Blank: nothing but spaces, tabs and a CR (only lines without tokens or commas are read).
+    blank = np.zeros(n_lines, dtype=bool)
+    for i in np.flatnonzero((tokens_per_line == 0) & (lines["commas"] == 0)).tolist():
+        blank[i] = not data[lines["start"][i] : lines["end"][i]].strip(_BLANK_BYTES)
     blame(~blank & (lines["commas"] != ncols - 1), "fields")
     label_bad = (lines["seg"][:, 0] != 1) | lines["bad_label_char"] | over_label
     blame(~blank & (label_bad | (first_token > len(EMOTIONS) - 1)), "label")

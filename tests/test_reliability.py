@@ -1,0 +1,449 @@
+"""Reliability and security: bad input, injected faults, concurrency, untrusted files.
+
+Each test names the case of the issue it covers; the cases already covered elsewhere (the
+SIGKILL-and-resume job, racing Start buttons, the byte-level CSV fuzz) are extended or
+referred to there. Everything runs on tiny data: a few seconds a test, the 2,000-frame live
+test about a minute on a busy machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core import data, runs
+from fer_core.config import FIELD_NAMES, ConfigError, TrainConfig
+from fer_core.data import DataError, load_dataset, parse_csv_bytes, save_upload
+from fer_core.labels import EMOTIONS, SPLITS
+
+REPO = Path(__file__).resolve().parents[1]
+PIXELS = 48 * 48
+
+
+@pytest.fixture(autouse=True)
+def _private_folders(tmp_path_factory, monkeypatch) -> None:
+    """Every test writes its cache and runs under its own temporary folders."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+def _tree(folder: Path) -> dict[str, int]:
+    """Every file under `folder` with its size: to show that nothing was written there."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in folder.rglob("*") if p.is_file()}
+
+
+# =========================================================================== bad input: CSV
+
+
+def _rows_text(images: np.ndarray, labels, usage, *, order=(0, 1, 2), quote=False,
+               extra: bool = False) -> list[str]:
+    """Header and data lines of a FER CSV with columns in `order` (0 emotion, 1 pixels,
+    2 Usage; usage=None leaves Usage out), optionally quoted, optionally with an id column."""
+    names = ["emotion", "pixels", "Usage"]
+    cols = [c for c in order if usage is not None or c != 2]
+    q = (lambda s: f'"{s}"') if quote else (lambda s: s)
+    header = [q(names[c]) for c in cols] + (["id"] if extra else [])
+    lines = [",".join(header)]
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
+        values = [str(int(lab)), " ".join(map(str, img.ravel().tolist())),
+                  usage[i] if usage is not None else ""]
+        lines.append(",".join([q(values[c]) for c in cols] + ([str(i)] if extra else [])))
+    return lines
+
+
+@st.composite
+def valid_csvs(draw) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A random valid FER CSV in any of the accepted spellings, and what it must load as."""
+    n = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    images[0, 0, :3] = draw(st.sampled_from([(0, 255, 9), (10, 99, 100), (255, 0, 1)]))
+    labels = np.array(draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)))
+    has_usage = draw(st.booleans())
+    usage = (np.array(draw(st.lists(st.sampled_from(SPLITS), min_size=n, max_size=n)))
+             if has_usage else None)
+    order = draw(st.permutations([0, 1, 2]))
+    lines = _rows_text(images, labels, usage, order=order, quote=draw(st.booleans()),
+                       extra=draw(st.booleans()))
+    for _ in range(draw(st.integers(0, 3))):  # blank lines anywhere after the header
+        lines.insert(draw(st.integers(1, len(lines))), draw(st.sampled_from(["", " ", "\t"])))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    text = eol.join(lines) + (eol if draw(st.booleans()) else "")
+    content = (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode()
+    usage = usage if usage is not None else np.full(n, SPLITS[0])
+    # The loader makes each split contiguous (SPLITS order), keeping the order within one.
+    order_of_rows = np.argsort([SPLITS.index(u) for u in usage], kind="stable")
+    return content, images[order_of_rows], labels[order_of_rows], usage[order_of_rows]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_csvs())
+def test_random_valid_csv_files_round_trip_exactly(case) -> None:
+    """Bad input / CSV: any valid file (LF or CRLF, BOM, quotes, blank lines, columns in any
+    order, an extra column, no Usage column) loads to exactly the rows written."""
+    content, images, labels, usage = case
+    ds = parse_csv_bytes(content, "valid.csv")
+    np.testing.assert_array_equal(ds.images, images)
+    np.testing.assert_array_equal(ds.labels, labels)
+    np.testing.assert_array_equal(ds.usage, usage)
+    assert ds.skipped == 0 and ds.images.dtype == np.uint8
+
+
+# Junk that cannot pass for a pixel value or a separator: printable ASCII other than digits,
+# commas and quotes, and bytes above 127 (whitespace could be a legitimate separator).
+_JUNK_BYTES = [c for c in range(0x21, 0x100) if c != 0x7F and c not in b'0123456789,"']
+_JUNK = st.lists(st.sampled_from(_JUNK_BYTES), min_size=1, max_size=8).map(bytes)
+ANY_COLUMN = "any"  # a truncated row may lack any field: only the row is predictable
+
+
+@st.composite
+def corrupted_csvs(draw) -> tuple[str, bytes, int | None, str | None, bytes]:
+    """A valid 2-6 row file damaged in one way; returns (kind, damaged bytes, the row the
+    error must name (None: the whole file), the column it must name, the original)."""
+    n = draw(st.integers(2, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    usage = np.array([SPLITS[0]] * n)
+    lines = _rows_text(images, np.arange(n) % 7, usage)
+    original = ("\n".join(lines) + "\n").encode()
+    kind = draw(st.sampled_from(["truncate", "swap", "swap-usage", "junk", "nul", "utf16",
+                                 "latin1", "huge", "huge-token", "header-again", "missing",
+                                 "crlf-bom-quotes", "blank"]))
+    r = draw(st.integers(1, n))  # the damaged data line (row r + 1: the header is row 1)
+    fields = lines[r].split(",")
+    expect_row, column = r + 1, None
+    if kind == "truncate":
+        cut = draw(st.integers(len(lines[0]) + 1, len(original) - 1))
+        damaged = original[:cut]
+        complete = damaged.endswith(b"\n") or original[cut:cut + 1] == b"\n"
+        expect_row = None if complete else damaged.count(b"\n") + 1
+        return kind, damaged, expect_row, ANY_COLUMN, original
+    if kind == "swap":
+        lines[r] = ",".join([fields[1], fields[0], fields[2]])
+        column = "emotion"
+    elif kind == "swap-usage":
+        lines[r] = ",".join([fields[0], fields[2], fields[1]])
+        column = "pixels"
+    elif kind == "junk":
+        where = draw(st.sampled_from([0, 1, 2]))
+        junk = draw(_JUNK).decode("latin-1")
+        value = fields[where]
+        at = draw(st.integers(0, len(value)))
+        fields[where] = value[:at] + junk + value[at:]
+        lines[r] = ",".join(fields)
+        column = ["emotion", "pixels", "Usage"][where]
+        damaged = "\n".join(lines).encode("latin-1") + b"\n"
+        return kind, damaged, expect_row, column, original
+    elif kind == "nul":
+        at = draw(st.integers(0, len(original) - 1))
+        return kind, original[:at] + b"\x00" + original[at:], None, None, original
+    elif kind == "utf16":
+        return kind, original.decode().encode(draw(st.sampled_from(["utf-16", "utf-16-le"]))), \
+            None, None, original
+    elif kind == "latin1":
+        lines[r] = ",".join([fields[0], fields[1], "Trainingé"])
+        return kind, ("\n".join(lines) + "\n").encode("latin-1"), expect_row, "Usage", original
+    elif kind == "huge":
+        lines[r] = ",".join([fields[0], " ".join(["7"] * 200_000), fields[2]])
+        column = "pixels"
+    elif kind == "huge-token":
+        lines[r] = ",".join([fields[0], "7" * 2_000_000, fields[2]])
+        column = "pixels"
+    elif kind == "header-again":
+        lines[r] = lines[0]
+        column = "emotion"
+    elif kind == "missing":
+        lines[r] = ",".join(fields[:2])
+    elif kind == "crlf-bom-quotes":
+        lines[r] = ",".join(f'"{f}"' for f in fields)
+        return kind, b"\xef\xbb\xbf" + ("\r\n".join(lines) + "\r\n").encode(), None, None, original
+    else:  # blank lines of every sort between rows
+        lines.insert(r, draw(st.sampled_from(["", "\r", "  ", "\t \r"])))
+        return kind, ("\n".join(lines) + "\n\n").encode(), None, None, original
+    return kind, ("\n".join(lines) + "\n").encode(), expect_row, column, original
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(corrupted_csvs(), st.booleans())
+def test_corrupted_csv_files_load_correctly_or_name_the_row(case, skip_bad: bool) -> None:
+    """Bad input / CSV: truncated rows, swapped columns, junk bytes, NULs, UTF-16 and Latin-1
+    text, huge lines and tokens, a repeated header, a missing field, CRLF + BOM + quotes and
+    blank lines either load the right rows or raise DataError naming the row, the column and
+    the problem; never another exception."""
+    kind, damaged, row, column, original = case
+    good = parse_csv_bytes(original, "good.csv")
+    try:
+        ds = parse_csv_bytes(damaged, "bad.csv", skip_bad=skip_bad)
+    except DataError as exc:
+        text = str(exc)
+        assert text.startswith("bad.csv") and exc.problem, text
+        if kind == "utf16":
+            assert "UTF-16" in text
+        elif kind == "nul":
+            assert "binary" in text or exc.row is not None, text
+        elif row is not None and not skip_bad:
+            assert exc.row == row and f"row {row}" in text, (kind, text)
+            assert column == ANY_COLUMN or exc.column == column, (kind, text)
+            assert exc.count == 1
+        else:
+            assert row is None or skip_bad, (kind, text)
+        return
+    except Exception as exc:  # noqa: BLE001  (the point: nothing but DataError escapes)
+        pytest.fail(f"{kind}: {type(exc).__name__}: {exc}")
+    # Loaded: every row is one of the original rows, in order, with its label.
+    assert row is None or skip_bad, f"{kind}: loaded {len(ds)} rows, expected an error at row {row}"
+    if kind in ("crlf-bom-quotes", "blank"):
+        np.testing.assert_array_equal(ds.images, good.images)
+    kept = [i for i in range(len(good)) if any(np.array_equal(good.images[i], x) for x in ds.images)]
+    assert len(kept) == len(ds)
+    np.testing.assert_array_equal(ds.images, good.images[kept])
+    np.testing.assert_array_equal(ds.labels, good.labels[kept])
+
+
+def test_a_huge_line_is_named_without_exhausting_memory() -> None:
+    """Bad input / CSV: a 20 MB line (one row of digits with no separators) is one bad row."""
+    images = np.zeros((2, 48, 48), np.uint8)
+    lines = _rows_text(images, [0, 1], ["Training"] * 2)
+    lines.insert(2, "3," + "9" * 20_000_000 + ",Training")
+    with pytest.raises(DataError) as err:
+        parse_csv_bytes("\n".join(lines).encode(), "huge.csv")
+    assert err.value.row == 3 and err.value.column == "pixels" and err.value.count == 1
+    ds = parse_csv_bytes("\n".join(lines).encode(), "huge.csv", skip_bad=True)
+    assert len(ds) == 2 and ds.skipped == 1
+
+
+# =========================================================================== bad input: uploads
+
+
+def _csv_bytes(n: int = 4) -> bytes:
+    images = np.random.default_rng(n).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    return ("\n".join(_rows_text(images, np.arange(n) % 7, ["Training"] * n)) + "\n").encode()
+
+
+def _png(value: int = 128, size: tuple[int, int] = (48, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, value).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, content in members.items():
+            zf.writestr(zipfile.ZipInfo(name), content, compress_type=method)
+    return buf.getvalue()
+
+
+def test_upload_size_limit(monkeypatch) -> None:
+    """Bad input / uploads: above the limit an upload is refused before it is parsed or
+    saved, with the sizes in the message."""
+    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", 10_000)
+    content = _csv_bytes(4)  # ~37 KB
+    with pytest.raises(DataError, match=r"upload:big.csv: the upload is 0.0 MB, more than"):
+        load_dataset(content, name="big.csv")
+    with pytest.raises(DataError, match="more than the 0.0 MB allowed"):
+        save_upload(content, "big.csv")
+    assert not (data.cache_dir() / "uploads").exists() or not list(
+        (data.cache_dir() / "uploads").iterdir())
+    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", len(content))
+    assert len(load_dataset(content, name="ok.csv")) == 4
+
+
+def test_zip_with_too_many_members(monkeypatch) -> None:
+    """Bad input / uploads: a zip holding more files than the limit is refused unread."""
+    monkeypatch.setattr(data, "MAX_ARCHIVE_MEMBERS", 50)
+    members = {f"train/happy/{i}.png": _png(i) for i in range(51)}
+    with pytest.raises(DataError, match=r"the archive holds 51 files, more than the 50 allowed"):
+        load_dataset(_zip(members), name="many.zip")
+    del members["train/happy/0.png"]
+    assert len(load_dataset(_zip(members), name="many.zip")) == 50
+
+
+def test_zip_bomb_is_refused_before_it_is_decompressed() -> None:
+    """Bad input / uploads: 64 MB of CSV-looking text packed into ~60 KB (ratio ~1,000) is
+    refused from the zip's directory alone; reading it would take 64 MB."""
+    bomb = _zip({"fer2013.csv": b"emotion,pixels,Usage\n" + b"0" * (64 * 2**20)})
+    assert len(bomb) < 200_000
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"fer2013.csv expands [\d,]+ times .*zip bomb"):
+        load_dataset(bomb, name="bomb.zip")
+    assert time.perf_counter() - start < 1.0  # refused, not decompressed
+
+
+def test_archives_whose_content_is_too_large(monkeypatch) -> None:
+    """Bad input / uploads: a zip, tar or gzip whose content exceeds MAX_EXPANDED_BYTES."""
+    monkeypatch.setattr(data, "MAX_EXPANDED_BYTES", 100_000)
+    content = _csv_bytes(8)  # ~75 KB each
+    with pytest.raises(DataError, match=r"the archive expands to 0.1 MB, more than"):
+        load_dataset(_zip({"a.csv": content, "b.csv": content}, zipfile.ZIP_STORED), name="x.zip")
+    with pytest.raises(DataError, match=r"gzip file expands to more than .*gzip bomb"):
+        load_dataset(gzip.compress(content + content), name="x.csv.gz")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("a.csv", "b.csv"):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    with pytest.raises(DataError, match=r"the archive expands to"):
+        load_dataset(buf.getvalue(), name="x.tar")
+    assert len(load_dataset(gzip.compress(content), name="one.csv.gz")) == 8
+    with pytest.raises(DataError, match=r"not a readable gzip file \(truncated\)"):
+        load_dataset(gzip.compress(content)[:-100], name="cut.csv.gz")
+
+
+def test_archive_member_paths_never_write_outside(tmp_path, monkeypatch) -> None:
+    """Bad input / uploads: absolute and `..` member paths in zips and tars (and a symlink
+    member) are read in memory: nothing is written anywhere but the cache folder."""
+    work = tmp_path / "work" / "deep"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    csv_zip = _zip({"../../escape.csv": _csv_bytes(3), "/tmp/abs-escape.csv": b"x"})
+    assert len(load_dataset(csv_zip, name="evil.zip", use_cache=False)) == 3
+    images_zip = _zip({"../train/happy/a.png": _png(1), "/abs/train/sad/b.png": _png(2),
+                       "../../../../../../etc/train/angry/c.png": _png(3)})
+    ds = load_dataset(images_zip, name="evil-images.zip", use_cache=False)
+    assert sorted(ds.labels.tolist()) == sorted(EMOTIONS.index(e) for e in ("happy", "sad", "angry"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        content = _csv_bytes(2)
+        info = tarfile.TarInfo("../../fer2013.csv")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+        link = tarfile.TarInfo("link.csv")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    assert len(load_dataset(buf.getvalue(), name="evil.tar.gz", use_cache=False)) == 2
+    assert _tree(tmp_path) == before
+    assert not Path("/tmp/abs-escape.csv").exists() and not Path("/abs").exists()
+
+
+def test_upload_names_cannot_escape_the_cache_folder() -> None:
+    """Bad input / uploads: whatever the uploaded file's name, it is saved in cache/uploads."""
+    folder = data.cache_dir() / "uploads"
+    for i, name in enumerate(["../../evil.csv", "/etc/passwd", "..", "", "a/../../b.csv",
+                              "C:\\Windows\\x.csv", "\x00nul.csv", "é" * 300]):
+        path = save_upload(f"emotion,pixels\n{i},1".encode(), name)
+        assert path.parent == folder and path.is_file(), (name, path)
+        assert path.resolve().is_relative_to(folder.resolve())
+
+
+def test_non_images_and_undecodable_images_among_images(tmp_path) -> None:
+    """Bad input / uploads: text and PDFs next to the images are ignored; files named like
+    images that do not decode (garbage, empty, truncated, a decompression bomb) are named,
+    counted, and skippable."""
+    png = _png(0, (1, 1))
+    ihdr = b"IHDR" + (65_536).to_bytes(4, "big") * 2 + png[24:29]  # claims 65,536^2 pixels
+    bomb = png[:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + png[33:]
+    members = {
+        "train/happy/ok.png": _png(10), "train/sad/ok.png": _png(20),
+        "test/fear/ok.png": _png(30), "notes.txt": b"hello", "train/happy/doc.pdf": b"%PDF-1.4",
+        "train/happy/garbage.png": b"not an image at all",
+        "train/sad/empty.jpg": b"",
+        "train/angry/cut.png": _png(40, (200, 200))[:60],
+        "train/angry/bomb.png": bomb,
+    }
+    for archive in (True, False):
+        if archive:
+            source, kw = _zip(members), {"name": "mixed.zip"}
+        else:
+            folder = tmp_path / "mixed"
+            for rel, content in members.items():
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                (folder / rel).write_bytes(content)
+            source, kw = folder, {}
+        with pytest.raises(DataError) as err:
+            load_dataset(source, use_cache=False, **kw)
+        text = str(err.value)
+        assert err.value.count == 4 and "4 bad in all (4 unreadable image)" in text, text
+        named = [n for n in ("garbage.png", "empty.jpg", "cut.png", "bomb.png")
+                 if f"{n}: unreadable image" in text]
+        assert len(named) == 1, text  # the first bad file, with what is wrong with it
+        ds = load_dataset(source, skip_bad=True, use_cache=False, **kw)
+        assert len(ds) == 3 and ds.skipped == 4
+        assert sum("unreadable image" in p for p in ds.problems) >= 1
+
+
+# ================================================================= bad input: hyperparameters
+
+
+_ANY_JSON = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                      st.lists(st.integers(), max_size=3),
+                      st.dictionaries(st.text(max_size=5), st.integers(-3, 3), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FIELD_NAMES), _ANY_JSON)
+def test_any_value_of_any_field_is_accepted_or_named(field: str, value) -> None:
+    """Bad input / hyperparameters: a config file can hold any JSON value in any field;
+    loading it either works or raises ConfigError naming that field, nothing else."""
+    try:
+        config = TrainConfig.from_dict({field: value})
+    except ConfigError as exc:
+        assert exc.field in (field, "min_lr", "val_fraction", "warmup_epochs"), exc
+        assert str(exc).startswith(f"TrainConfig.{exc.field}:")
+    else:
+        assert TrainConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--epochs", "0"], "TrainConfig.epochs: must be >= 1"),
+    (["--batch-size", "-8"], "TrainConfig.batch_size"),
+    (["--learning-rate", "nan"], "TrainConfig.learning_rate: must be finite"),
+    (["--momentum", "1.5"], "TrainConfig.momentum"),
+    (["--val-source", "fraction", "--val-fraction", "1"], "TrainConfig.val_fraction"),
+    (["--model", "nope"], "TrainConfig.model: unknown model 'nope'"),
+    (["--model-kwargs", '{"width": -3}'], "TrainConfig.model_kwargs"),
+    (["--model-kwargs", '{"depth": 3}'], "TrainConfig.model_kwargs: mini_xception has no option"),
+    (["--augment", '{"rotation": 1000}'], "TrainConfig.augment"),
+    (["--data", "/no/such/file.csv"], "TrainConfig.data: no such file"),
+])
+def test_cli_out_of_range_hyperparameters_leave_no_folder(tmp_path, capsys, flags, words) -> None:
+    """Bad input / hyperparameters from the CLI: exit 2, a message naming the field, and no
+    run folder (not even an empty runs folder)."""
+    from fer_core.__main__ import main
+
+    root = tmp_path / "runs"
+    assert main(["train", *flags, "--epochs" if "--epochs" not in flags else "--seed", "1",
+                 "--runs-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert words in err, err
+    assert not root.exists() or runs.list_runs(root) == []
+    assert not root.exists() or not [p for p in root.iterdir() if p.name != ".train.lock"]
+
+
+def test_config_file_with_bad_values_names_the_file_and_makes_no_folder(tmp_path, capsys) -> None:
+    """Bad input / hyperparameters from a config file: bad values, unknown keys, not JSON."""
+    from fer_core.__main__ import main
+
+    root = tmp_path / "runs"
+    cases = {
+        "range.json": ('{"learning_rate": -1}', "TrainConfig.learning_rate"),
+        "unknown.json": ('{"lr": 0.1}', "unknown"),
+        "type.json": ('{"epochs": "ten"}', "TrainConfig.epochs"),
+        "broken.json": ("{not json", "not valid JSON"),
+        "list.json": ("[1, 2]", "TrainConfig"),
+        "binary.json": ("\x00\xff", "TrainConfig"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text, encoding="latin-1")
+        assert main(["train", "--config", str(tmp_path / name), "--runs-dir", str(root)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.startswith("error: "), (name, err)
+    assert main(["train", "--config", str(tmp_path / "missing.json"), "--runs-dir", str(root)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not root.exists() or runs.list_runs(root) == []

@@ -45,6 +45,13 @@ STOP_NAME = "STOP"
 HISTORY_FIELDS: tuple[str, ...] = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
 )
+# Types of the status.json fields readers rely on (None is allowed for each): a foreign or
+# hand-edited file with other types is listed as unreadable instead of crashing the list.
+_STATUS_INTS = ("pid", "epoch", "epochs", "best_epoch")
+_STATUS_NUMBERS = ("created_at", "updated_at", "queued_at", "started_at", "finished_at",
+                   "best_value", "elapsed", "eta")
+_STATUS_TEXTS = ("name", "error", "monitor", "pid_start")
+_MAX_PID = 2**22  # Linux's pid_max ceiling
 
 
 
@@ -222,8 +229,11 @@ def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -
     failure never leaves a half-made run behind.
     """
     root = runs_root(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=root))
+    except OSError as exc:
+        raise _unwritable(root, exc) from exc
     try:
         for sub in ("weights", "logs", "eval"):
             (tmp / sub).mkdir()
@@ -246,9 +256,17 @@ def create_run(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -
                 raise
             return get_run(run_id, root)
         raise RunError(f"could not find a free run id for {base!r} in {root}")
+    except OSError as exc:  # disk full, quota, permissions changed under us
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _unwritable(root, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _unwritable(root: Path, exc: OSError) -> RunError:
+    return RunError(f"cannot write to the runs folder {root}: {exc.strerror or exc}"
+                    + (f" ({exc.filename})" if exc.filename else ""))
 
 
 def get_run(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> RunInfo:
@@ -273,6 +291,7 @@ def _read_run(path: Path) -> RunInfo:
         status = read_json(path / "status.json")
         if not isinstance(status, dict) or status.get("state") not in STATES:
             raise ValueError("status.json has no valid 'state'")
+        _check_status_types(status)
     except (OSError, ValueError) as exc:
         return RunInfo(path.name, path, None, {}, f"not a readable run folder: {_brief(exc)}")
     try:
@@ -290,6 +309,24 @@ def _read_run(path: Path) -> RunInfo:
             f"(killed or crashed) after {status.get('epoch', 0)} epoch(s); it can be resumed"
         )
     return RunInfo(path.name, path, config, status)
+
+
+def _check_status_types(status: dict[str, Any]) -> None:
+    """ValueError naming the first status.json field whose value has the wrong type."""
+    for key in _STATUS_INTS + _STATUS_NUMBERS + _STATUS_TEXTS:
+        value = status.get(key)
+        if value is None:
+            continue
+        if key in _STATUS_TEXTS:
+            ok = isinstance(value, str)
+        elif key in _STATUS_INTS:
+            ok = type(value) is int and 0 <= value < (_MAX_PID if key == "pid" else 2**31)
+        else:
+            ok = type(value) in (int, float)
+        if not ok:
+            kind = ("text" if key in _STATUS_TEXTS else "a whole number >= 0"
+                    if key in _STATUS_INTS else "a number")
+            raise ValueError(f"status.json: {key!r} is {str(value)[:40]!r}, expected {kind}")
 
 
 def _brief(exc: BaseException) -> str:
@@ -419,16 +456,27 @@ def rename_run(
 
 
 def delete_run(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> None:
-    """Remove a run folder; refuses while its training process is alive."""
+    """Remove a run folder; refuses while its training process is alive, and refuses any
+    folder that is not directly inside the runs folder (a typed path must not delete
+    something else)."""
     info = get_run(run, runs_dir)
+    root = runs_root(runs_dir)
+    if info.dir.parent != root or info.dir.is_symlink():
+        raise RunError(f"{info.dir} is not a run folder inside {root}; nothing was deleted")
     if info.active and pid_alive(info.status.get("pid"), info.status.get("pid_start")):
         raise RunError(f"run {info.id!r} is {info.state}; stop it before deleting it")
     shutil.rmtree(info.dir)
 
 
 def request_stop(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> Path:
-    """Ask the trainer of a run to stop after its current batch (creates the STOP file)."""
-    path = run_path(run, runs_dir) / STOP_NAME
+    """Ask the trainer of a run to stop after its current batch (creates the STOP file).
+
+    Only in an existing, readable run folder: a mistyped path writes nothing elsewhere."""
+    info = get_run(run, runs_dir)
+    if not info.readable:
+        raise RunError(f"{info.dir} is not a readable run folder ({info.problem}); "
+                       "no stop was requested")
+    path = info.dir / STOP_NAME
     _write_text(path, f"{time.time()}\n")
     return path
 
@@ -535,9 +583,12 @@ def acquire_lock(
     for a running job.
     """
     root = runs_root(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(root, exc) from exc
     deadline = time.monotonic() + wait
     while True:
         try:

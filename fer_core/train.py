@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 import traceback
@@ -176,6 +177,9 @@ def build_model(config: TrainConfig) -> keras.Model:
         model = create_model(config.model, **config.model_kwargs)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError("model_kwargs", f"{config.model}: {exc}") from None
+    except tf.errors.ResourceExhaustedError:
+        raise ConfigError("model_kwargs", f"{config.model} with {config.model_kwargs} does not "
+                          "fit in memory; use smaller widths") from None
     return compile_model(model, config)
 
 
@@ -379,15 +383,19 @@ class RunWriter(keras.callbacks.Callback):
 def _save_atomic(model: keras.Model, path: Path, *, include_optimizer: bool) -> None:
     """Save to a temporary `.keras` beside `path`, then rename over it."""
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    if include_optimizer:
-        model.save(tmp)
-    else:
-        # Keras 3 `save` always writes the optimizer; best.keras is for inference, so a copy
-        # without it is made by saving a fresh uncompiled clone sharing the weights.
-        clone = keras.models.clone_model(model)
-        clone.set_weights(model.get_weights())
-        clone.save(tmp)
-    os.replace(tmp, path)
+    try:
+        if include_optimizer:
+            model.save(tmp)
+        else:
+            # Keras 3 `save` always writes the optimizer; best.keras is for inference, so a
+            # copy without it is made by saving a fresh uncompiled clone sharing the weights.
+            clone = keras.models.clone_model(model)
+            clone.set_weights(model.get_weights())
+            clone.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: drop the half-written copy, keep the old file
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _num(value: Any) -> float | None:
@@ -490,9 +498,14 @@ def resume(run: str | os.PathLike | runs.RunInfo, **kwargs: Any) -> runs.RunInfo
 
 
 def _fail(run_dir: Path, exc: BaseException) -> None:
+    """Record the failure; when even that cannot be written (a full disk), the original
+    error still propagates, and readers see the dead process as an interrupted run."""
     error = f"{type(exc).__name__}: {exc}"
-    runs.update_status(run_dir, state="failed", error=error, finished_at=time.time())
-    runs.append_event(run_dir, "failed", error=error, traceback=traceback.format_exc())
+    try:
+        runs.update_status(run_dir, state="failed", error=error, finished_at=time.time())
+        runs.append_event(run_dir, "failed", error=error, traceback=traceback.format_exc())
+    except OSError as write_error:
+        print(f"could not record the failure in {run_dir}: {write_error}", file=sys.stderr)
 
 
 def _run(run: runs.RunInfo, config: TrainConfig, data: TrainData, model: keras.Model,

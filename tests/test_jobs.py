@@ -91,6 +91,11 @@ def test_sigkill_frees_the_lock_and_resume_continues(tmp_path: Path) -> None:
     wait_for(lambda: jobs.active_job(tmp_path) is None, "the lock to be free", 30)
     done_before = runs.read_json(killed.dir / "weights" / "last.json")["epoch"]
     assert done_before >= 1
+    # The weights saved so far survive the kill whole (each save is a rename of a full file).
+    from fer_core.models import load_model
+
+    assert load_model(killed.best_model_path).output_shape == (None, 7)
+    assert load_model(killed.last_model_path, compile=True).optimizer is not None
 
     resumed = jobs.resume_job(run.id, runs_dir=tmp_path)
     assert jobs.active_job(tmp_path).run_id == run.id

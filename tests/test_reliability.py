@@ -8,9 +8,16 @@ test about a minute on a busy machine.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import threading
 import time
 import zipfile
 import zlib
@@ -447,3 +454,346 @@ def test_config_file_with_bad_values_names_the_file_and_makes_no_folder(tmp_path
     assert main(["train", "--config", str(tmp_path / "missing.json"), "--runs-dir", str(root)]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert not root.exists() or runs.list_runs(root) == []
+
+
+# =========================================================================== faults
+
+
+_STATUS_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                           st.floats(allow_nan=True), st.text(max_size=8),
+                           st.lists(st.integers(), max_size=2), st.dictionaries(
+                               st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=st.one_of(
+           st.dictionaries(st.sampled_from(["state", "pid", "pid_start", "epoch", "epochs",
+                                            "created_at", "name", "error", "best_value",
+                                            "best_epoch", "eta", "finished_at"]),
+                           _STATUS_VALUES, max_size=6).map(lambda d: {"state": "running", **d}),
+           _STATUS_VALUES),
+       config=st.one_of(st.binary(max_size=40), st.just(TrainConfig().to_json().encode())))
+def test_foreign_or_corrupt_run_folders_are_listed_as_unreadable(tmp_path_factory, status,
+                                                                 config) -> None:
+    """Fault / run metadata: whatever status.json and config.json hold (any JSON types, any
+    bytes), listing the runs never raises, and every run's fields can be shown."""
+    root = tmp_path_factory.mktemp("runs")
+    good = runs.create_run(TrainConfig(name="good"), root)
+    odd = root / "odd"
+    odd.mkdir()
+    (odd / "status.json").write_text(json.dumps(status))
+    (odd / "config.json").write_bytes(config)
+    listed = {r.id: r for r in runs.list_runs(root)}
+    assert set(listed) == {good.id, "odd"} and listed[good.id].state == "queued"
+    info = listed["odd"]
+    shown = (info.state, info.name, info.error, info.epoch, info.epochs, info.created,
+             info.active, info.best_model_path)
+    assert isinstance(shown[0], str) and isinstance(shown[3], int)
+    if info.state == runs.UNREADABLE:
+        assert info.problem
+    else:
+        assert info.state in runs.STATES and info.config is not None
+
+
+_WRITER = """
+import os, sys
+from fer_core import runs
+run_dir = sys.argv[1]
+me = {"pid": os.getpid(), "pid_start": runs.process_start_token(os.getpid())}
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    runs.update_status(run_dir, state="running", epoch=i, best_value=i / 1e3, eta=1.5, **me)
+    runs.rename_run(run_dir, "name %d " % i + "x" * (i % 97))
+    runs.write_history(run_dir, [{"epoch": e, "loss": 1.0 / e} for e in range(1, i % 50 + 2)])
+    runs.append_event(run_dir, "batch", epoch=i, loss=0.5, pad="y" * (i % 3000))
+    runs.write_json(runs.Path(run_dir) / "weights" / "last.json", {"epoch": i})
+"""
+
+
+def test_writers_killed_mid_write_never_leave_a_broken_run(tmp_path) -> None:
+    """Fault / atomic metadata: a process rewriting status, config, history, events and
+    last.json in a loop is SIGKILLed at random moments; every time the run still reads whole
+    (status, config, history, last.json), and at most the last event line is torn."""
+    root = tmp_path / "runs"
+    info = runs.create_run(TrainConfig(name="victim"), root)
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for _ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(info.dir)], env=env,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(float(rng.uniform(0.05, 0.4)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        [listed] = runs.list_runs(root)
+        assert listed.readable, listed.problem
+        assert listed.state == "failed" and listed.status["interrupted"]  # its pid is gone
+        # (config.json and status.json are two files: a kill between them may leave the
+        # name of one iteration in each, but neither is ever half written.)
+        assert listed.name.startswith("name ") and listed.config.name.startswith("name ")
+        history = runs.read_history(listed)
+        assert history and [r["epoch"] for r in history] == list(range(1, len(history) + 1))
+        assert runs.read_json(info.dir / "weights" / "last.json")["epoch"] >= 1
+        lines = (info.dir / "events.jsonl").read_text().splitlines()
+        assert all(json.loads(line) for line in lines[:-1])  # only the last can be torn
+        assert len(runs.read_events(listed)) >= len(lines) - 1
+
+
+def _tiny(**changes) -> TrainConfig:
+    base = {"model": "mini_xception", "model_kwargs": {"width": 4}, "batch_size": 32,
+            "augment": None, "early_stop_patience": 0, "schedule": "none", "data": "demo"}
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def small_demo():
+    from fer_core.demo import make_demo
+
+    return make_demo(300, seed=1)
+
+
+def test_disk_full_fails_the_run_with_the_reason_and_keeps_the_best_weights(
+        tmp_path, monkeypatch, small_demo) -> None:
+    """Fault / disk full: the third model save of a run (epoch 2) finds the disk full after
+    writing part of its file. The run ends failed with the reason, the half-written file is
+    gone, epoch 1's best weights load, and once there is room again resume finishes it."""
+    import keras
+
+    from fer_core.models import load_model
+    from fer_core.train import resume, train
+
+    real_save = keras.Model.save
+    saves: list[str] = []
+
+    def save_until_the_disk_is_full(model, path, *args, **kwargs):
+        saves.append(Path(path).name)
+        if len(saves) <= 2:
+            return real_save(model, path, *args, **kwargs)
+        Path(path).write_bytes(b"PK\x03\x04 half a model")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", save_until_the_disk_is_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        train(_tiny(epochs=3), runs_dir=tmp_path, dataset=small_demo)
+    [run] = runs.list_runs(tmp_path)
+    assert run.state == "failed" and "No space left on device" in run.error, run.error
+    assert runs.read_events(run)[-1]["kind"] == "failed"
+    assert not [p.name for p in (run.dir / "weights").iterdir() if ".tmp" in p.name]
+    assert load_model(run.best_model_path).output_shape == (None, 7)
+    assert runs.read_json(run.dir / "weights" / "last.json")["epoch"] == 1
+
+    monkeypatch.setattr(keras.Model, "save", real_save)
+    done = resume(run.id, runs_dir=tmp_path, dataset=small_demo)
+    assert done.state == "finished" and [r["epoch"] for r in runs.read_history(done)] == [1, 2, 3]
+
+
+def test_a_failure_that_cannot_be_recorded_still_reports_the_original_error(
+        tmp_path, monkeypatch, capsys) -> None:
+    """Fault / disk full: when not even status.json can be written, recording the failure
+    does not replace the real error with its own (the caller re-raises the original), and
+    the reason goes to the job's log."""
+    from fer_core import train as trainer
+
+    info = runs.create_run(_tiny(), tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "_write_text", full)
+    monkeypatch.setattr(runs, "append_event", full)
+    trainer._fail(info.dir, OSError(errno.ENOSPC, "No space left on device", "best.keras"))
+    assert "could not record the failure" in capsys.readouterr().err
+    assert runs.get_run(info.dir).state == "queued"  # unchanged, and still readable
+
+
+def test_unwritable_runs_folder_fails_with_the_reason(tmp_path, monkeypatch, capsys,
+                                                      small_demo) -> None:
+    """Fault / unwritable runs folder: a runs folder that cannot be created (its parent is a
+    file) or written (disk full while creating the run) gives RunError naming the folder and
+    the reason, from train, start_job and the CLI; no half-made folder is left."""
+    from fer_core import jobs
+    from fer_core.__main__ import main
+    from fer_core.train import train
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    root = blocker / "runs"
+    with pytest.raises(runs.RunError, match=rf"cannot write to the runs folder {root}: Not a directory"):
+        train(_tiny(epochs=1), runs_dir=root, dataset=small_demo)
+    with pytest.raises(runs.RunError, match="cannot write to the runs folder"):
+        jobs.start_job(_tiny(epochs=1), runs_dir=root)
+    assert main(["train", "--epochs", "1", "--runs-dir", str(root)]) == 2
+    assert "cannot write to the runs folder" in capsys.readouterr().err
+
+    ok_root = tmp_path / "runs"
+    real_write = runs.write_json
+
+    def disk_full(path, value):
+        if Path(path).name == "status.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, value)
+
+    monkeypatch.setattr(runs, "write_json", disk_full)
+    with pytest.raises(runs.RunError, match="No space left on device"):
+        runs.create_run(_tiny(), ok_root)
+    assert [p.name for p in ok_root.iterdir()] == []  # the hidden temporary folder is gone
+
+
+def _frames(n: int, rng: np.random.Generator):
+    """Webcam-like abuse: mostly small random frames of 1, 3 or 4 channels, 1-pixel and
+    empty frames, and now and then a real face (so the classifier runs too)."""
+    from face_frames import face_frame
+
+    faces = [face_frame(1, 160, 120), face_frame(3, 320, 240)]
+    for i in range(n):
+        k = i % 10
+        if k == 0:
+            yield faces[(i // 10) % 2]
+        elif k == 1:
+            yield np.zeros((0, int(rng.integers(0, 5)), 3), np.uint8)
+        elif k == 2:
+            yield rng.integers(0, 256, (1, 1, 3), dtype=np.uint8)
+        else:
+            h, w = (int(v) for v in rng.integers(1, 97, 2))
+            shape = {1: (h, w), 3: (h, w, 3), 4: (h, w, 4)}[int(rng.choice([1, 3, 4]))]
+            yield rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_live_processing_survives_2000_random_frames_without_growing(tmp_path) -> None:
+    """Fault / live callback under load: 2,000 frames of random sizes and content (empty and
+    1-pixel ones included) through process_frame with tracking and smoothing, as the webcam
+    callback runs it: nothing escapes, only the empty frames count as errors, and resident
+    memory grows by less than 8 MB after a 300-frame warm-up."""
+    from fer_core.detect import FaceDetector
+    from fer_core.infer import Classifier, FaceTracker, StreamMonitor, process_frame
+    from fer_core.models import create_model, load_model
+
+    create_model("fernet", width=4, convs=1).save(tmp_path / "tiny.keras")
+    classifier = Classifier(load_model(tmp_path / "tiny.keras"))
+    detector = FaceDetector()
+    tracker, monitor = FaceTracker(), StreamMonitor()
+    rng = np.random.default_rng(8)
+    for frame in _frames(300, rng):
+        process_frame(frame, detector, classifier, tracker=tracker, smoothing=0.6,
+                      monitor=monitor)
+    before = _rss_mb()
+    faces_seen = 0
+    for frame in _frames(2000, rng):
+        annotated, faces = process_frame(frame, detector, classifier, tracker=tracker,
+                                         smoothing=0.6, monitor=monitor)
+        faces_seen += len(faces)
+        if frame.size:
+            assert annotated.shape[:2] == frame.shape[:2] and annotated.shape[-1] == 3
+    grown = _rss_mb() - before
+    snap = monitor.snapshot()
+    assert snap["frames"] + snap["errors"] == 2300
+    assert snap["errors"] == 230 and "empty frame" in snap["last_error"]  # the empty ones
+    assert faces_seen >= 200  # the real faces were found and classified
+    assert grown < 8, f"RSS grew by {grown:.1f} MB over 2,000 frames"
+
+
+# =========================================================================== concurrency
+
+
+_STARTER = """
+import sys, time
+from fer_core import runs
+from fer_core.config import TrainConfig
+root, go = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, go - time.time()))
+try:
+    lock = runs.acquire_lock(root, run_id="starting")
+except runs.JobBusy as exc:
+    print("busy", exc, flush=True)
+else:
+    run = runs.create_run(TrainConfig(name="race"), root)
+    print("started", run.id, flush=True)
+    time.sleep(3)
+"""
+
+
+def test_two_processes_pressing_start_at_once_get_one_job(tmp_path) -> None:
+    """Concurrency: two server processes start a job in the same instant, the way
+    `jobs.start_job` does (the runs lock, then the run folder): one wins, the other is told
+    a job is running, and only one run folder exists. (tests/test_jobs.py races the real
+    start_job in two threads; tests/test_page_train.py presses Start in a second session.)"""
+    root = tmp_path / "runs"
+    go = time.time() + 1.5  # both are past their imports by then
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", _STARTER, str(root), str(go)],
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert [o.split()[0] for o in outs] == ["busy", "started"], outs
+    assert "a training job is already running" in outs[0]
+    assert [r.name for r in runs.list_runs(root)] == ["race"]
+    assert runs.lock_holder(root) is None  # released when the winner exited
+
+
+def test_evaluation_and_inference_while_a_job_trains(tmp_path, monkeypatch, small_demo) -> None:
+    """Concurrency: while a run trains (here in a thread of this process, sharing
+    TensorFlow, which is harsher than a separate job process), its best weights are evaluated
+    and used for inference over and over, and the runs list and job status are polled. Every
+    read succeeds, the run finishes normally, and its files are whole: every event parses,
+    the history has each epoch once, the config is unchanged, the evaluations sit in eval/."""
+    from fer_core import evaluate as ev
+    from fer_core import jobs
+    from fer_core.infer import Classifier
+    from fer_core.models import load_model
+    from fer_core.train import train
+
+    config = _tiny(name="busy", epochs=4)
+    outcome: dict[str, object] = {}
+    started = threading.Event()
+
+    def on_event(event: dict) -> None:
+        if event["kind"] == "epoch":
+            started.set()
+
+    def trainer() -> None:
+        try:
+            outcome["run"] = train(config, runs_dir=tmp_path, dataset=small_demo,
+                                   on_event=on_event)
+        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+            outcome["error"] = exc
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    assert started.wait(300)
+    [run] = runs.list_runs(tmp_path)
+    images, labels = small_demo.split("PublicTest")
+    evaluations = 0
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path))  # evaluate_cached finds runs by it
+    while thread.is_alive() or evaluations < 2:
+        result = ev.evaluate_cached(run.id, images, labels, split="PublicTest")
+        assert result.confusion.sum() == len(labels)
+        probs = Classifier(load_model(runs.resolve_model_path(run.id, tmp_path))).predict(
+            images[:5])
+        assert probs.shape == (5, 7) and np.isfinite(probs).all()
+        status = jobs.job_status(run.id, tmp_path)
+        assert status.run.readable and status.run.state in ("running", "finished")
+        evaluations += 1
+    thread.join()
+    assert "error" not in outcome, outcome.get("error")
+    final = runs.get_run(run.id, tmp_path)
+    assert final.state == "finished" and final.config == config
+    assert [r["epoch"] for r in runs.read_history(final)] == [1, 2, 3, 4]
+    lines = (final.dir / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in lines][-1] == "finished"
+    assert sorted(p.name for p in (final.dir / "eval").iterdir()) == ["PublicTest.json",
+                                                                       "PublicTest.npz"]
+    # After training, the cached evaluation is that of the final best weights.
+    again = ev.evaluate_cached(run.id, images, labels, split="PublicTest")
+    direct = ev.evaluate_model(load_model(final.best_model_path), images, labels)
+    np.testing.assert_array_equal(again.confusion, direct.confusion)
+    assert evaluations >= 2
+

@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         except runs.JobBusy as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except runs.RunError as exc:  # the runs folder cannot be created or written
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         from fer_core import train as trainer  # TensorFlow loads here
 

@@ -19,6 +19,7 @@ import sys
 import tarfile
 import threading
 import time
+import tomllib
 import zipfile
 import zlib
 from pathlib import Path
@@ -797,3 +798,167 @@ def test_evaluation_and_inference_while_a_job_trains(tmp_path, monkeypatch, smal
     np.testing.assert_array_equal(again.confusion, direct.confusion)
     assert evaluations >= 2
 
+
+# =========================================================================== security
+
+
+def _lambda_model_file(folder: Path, marker: Path) -> Path:
+    """A .keras file whose Lambda layer would create `marker` if its code ever ran."""
+    import keras
+
+    # A real Python lambda (a named function is saved by name only): Keras saves its bytecode.
+    touch_marker = eval(  # the test builds the hostile file it then refuses
+        f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x * 2.0)[1]")
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Lambda(touch_marker)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x))
+    marker.unlink(missing_ok=True)  # building the model called it once
+    path = folder / "lambda.keras"
+    model.save(path)
+    return path
+
+
+def test_load_model_refuses_lambda_layers(tmp_path) -> None:
+    """Security: load_model uses Keras safe mode: a Lambda layer's code is refused, not run."""
+    from fer_core.models import load_model
+
+    marker = tmp_path / "pwned"
+    path = _lambda_model_file(tmp_path, marker)
+    with pytest.raises(ValueError, match=r"not a loadable Keras model.*(Lambda|safe_mode)"):
+        load_model(path)
+    assert not marker.exists()
+    h5 = tmp_path / "model.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(ValueError, match="only native .keras model files are accepted"):
+        load_model(h5)
+    with pytest.raises(runs.RunError, match="only native .keras"):
+        runs.resolve_model_path(str(h5))
+
+
+def test_uploaded_models_are_untrusted(tmp_path, monkeypatch) -> None:
+    """Security: a model a user uploads is checked before it is kept: the .keras format,
+    a size limit, no zip bomb, it must load under safe mode (no Lambda code); the stored
+    name comes from the content, and nothing is left behind for a refused file."""
+    from fer_core.models import create_model, load_model, save_model_upload
+
+    good = tmp_path / "good.keras"
+    create_model("fernet", width=4, convs=1).save(good)
+    content = good.read_bytes()
+    stored = save_model_upload(content, "../../../etc/my model.keras")
+    folder = data.cache_dir() / "models"
+    assert stored.parent == folder and stored.suffix == ".keras" and ".." not in stored.name
+    assert load_model(stored).output_shape == (None, 7)
+    assert save_model_upload(content, "again.keras") == stored  # same bytes, same file
+    assert runs.resolve_model_path(str(stored)) == stored.resolve()  # usable as a model spec
+
+    marker = tmp_path / "pwned"
+    refused = {
+        "lambda.keras": (_lambda_model_file(tmp_path, marker).read_bytes(), "Lambda|safe_mode"),
+        "model.h5": (content, "only native .keras model files"),
+        "big.keras": (content + b"\0" * 200, "more than the 0 MB allowed"),
+        "text.keras": (b"just some text", "not a Keras model file"),
+        "cut.keras": (content[: len(content) // 2], "not a Keras model file"),
+        "other.keras": (_zip({"weights.h5": b"x"}), "no config.json"),
+        "bomb.keras": (_zip({"config.json": b"{}", "model.weights.h5": b"\0" * 8 * 2**20}),
+                       "zip bomb"),
+        "junk-config.keras": (_zip({"config.json": b"{not json", "metadata.json": b"{}"}),
+                              "not a loadable Keras model"),
+    }
+    limit = {"big.keras": len(content) + 100}
+    for name, (blob, words) in refused.items():
+        with pytest.raises(ValueError, match=words) as err:
+            save_model_upload(blob, name, max_bytes=limit.get(name, 100 * 2**20))
+        assert str(err.value).startswith(f"upload:{name}"), err.value
+    assert not marker.exists()
+    assert sorted(p.name for p in folder.iterdir()) == [stored.name]  # nothing else kept
+
+
+def test_server_listens_on_localhost_with_xsrf_protection() -> None:
+    """Security: .streamlit/config.toml binds 127.0.0.1 and keeps XSRF protection on; the
+    README says how to expose the app deliberately and why the camera needs localhost or
+    HTTPS."""
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    server = config["server"]
+    assert server["address"] == "127.0.0.1"
+    assert server.get("enableXsrfProtection", True) is True
+    assert server.get("enableCORS", True) is True
+    assert server["maxUploadSize"] * 2**20 <= data.MAX_UPLOAD_BYTES  # the loader's limit fits
+    readme = (REPO / "README.md").read_text()
+    assert "--server.address" in readme and "HTTPS" in readme and "localhost" in readme
+
+
+def test_typed_paths_that_cannot_be_read_are_messages(tmp_path, monkeypatch) -> None:
+    """Security / typed paths: a missing, unreadable or special path (a FIFO that would
+    block forever) is a DataError; a folder or a non-.keras file is not a model."""
+    with pytest.raises(DataError, match="no such file or folder"):
+        load_dataset(tmp_path / "missing.csv")
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="not a regular file or folder"):
+        load_dataset(fifo)
+    assert time.perf_counter() - start < 5
+    locked = tmp_path / "locked.csv"
+    locked.write_bytes(_csv_bytes(2))
+
+    def denied(path, label, skip_bad):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(data, "_load_file", denied)  # (the tests run as root: chmod is moot)
+    with pytest.raises(DataError, match=r"locked.csv: cannot be read: Permission denied"):
+        load_dataset(locked)
+    with pytest.raises(runs.RunError, match="does not exist|not a run id"):
+        runs.resolve_model_path(str(tmp_path))
+    with pytest.raises(runs.RunError, match="only native .keras"):
+        runs.resolve_model_path(str(locked))
+
+
+def test_typed_paths_never_write_beside_the_users_files(tmp_path, monkeypatch) -> None:
+    """Security / writes: loading a typed CSV, zip or image folder, and evaluating a typed
+    .keras file, write only to the cache folder, never next to the user's files."""
+    from fer_core import evaluate as ev
+    from fer_core.models import create_model
+
+    user = tmp_path / "user"
+    (user / "faces" / "train" / "happy").mkdir(parents=True)
+    (user / "faces" / "train" / "happy" / "a.png").write_bytes(_png(5))
+    (user / "fer.csv").write_bytes(_csv_bytes(3))
+    (user / "fer.zip").write_bytes(_zip({"fer2013.csv": _csv_bytes(3)}))
+    create_model("fernet", width=4, convs=1).save(user / "m.keras")
+    before = _tree(user)
+    for source in ("fer.csv", "fer.zip", "faces"):
+        assert len(load_dataset(user / source)) >= 1
+        assert len(load_dataset(user / source)) >= 1  # the second time from the cache
+    ds = load_dataset(user / "fer.csv")
+    ev.evaluate_cached(str(user / "m.keras"), ds.images, ds.labels, split="all")
+    assert _tree(user) == before
+    assert list((data.cache_dir() / "eval").iterdir())
+
+
+def test_run_commands_stay_inside_the_runs_folder(tmp_path, capsys) -> None:
+    """Security / writes: deleting or stopping by a typed path outside the runs folder is
+    refused and touches nothing; run names cannot place a folder elsewhere."""
+    from fer_core.__main__ import main
+
+    root = tmp_path / "runs"
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    (precious / "status.json").write_text('{"state": "finished"}')
+    runs.create_run(TrainConfig(name="real"), root)
+    for target in (str(precious), f"{root}/../precious", precious):
+        assert main(["runs", "--runs-dir", str(root), "--delete", str(target)]) == 2
+        assert "is not a run folder inside" in capsys.readouterr().err
+        with pytest.raises(runs.RunError, match="nothing was deleted"):
+            runs.delete_run(target, root)
+        with pytest.raises(runs.RunError, match="not a readable run folder"):
+            runs.request_stop(target, root)
+    with pytest.raises(runs.RunError, match="no run 'nowhere'"):
+        runs.request_stop(tmp_path / "nowhere", root)
+    assert not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in precious.iterdir()) == ["status.json", "thesis.tex"]
+    odd = runs.create_run(TrainConfig(name="../../escape/../x"), root)
+    assert odd.dir.parent == root.resolve() and odd.name == "../../escape/../x"
+    runs.delete_run(odd.id, root)
+    assert [r.name for r in runs.list_runs(root)] == ["real"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fer_core.models.registry import (
     DEFAULT_MODEL_PATH,
+    MAX_MODEL_UPLOAD_BYTES,
     ModelInfo,
     count_params,
     create_model,
@@ -17,6 +18,7 @@ from fer_core.models.registry import (
     load_model,
     model_names,
     register_model,
+    save_model_upload,
 )
 
 # Importing the builder modules registers them.
@@ -24,6 +26,7 @@ from fer_core.models import fernet, mini_xception, reference  # noqa: E402,F401
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
+    "MAX_MODEL_UPLOAD_BYTES",
     "ModelInfo",
     "count_params",
     "create_model",
@@ -32,4 +35,5 @@ __all__ = [
     "load_model",
     "model_names",
     "register_model",
+    "save_model_upload",
 ]

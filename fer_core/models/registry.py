@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +17,7 @@ import keras
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "default.keras"
+MAX_MODEL_UPLOAD_BYTES = 100 * 2**20  # our models are a few MB; mini-Xception at width 64 ~ 10
 
 Builder = Callable[..., keras.Model]
 
@@ -88,3 +92,50 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises many types for corrupt or foreign files
         raise ValueError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLOAD_BYTES) -> Path:
+    """Keep an uploaded model file (untrusted) in `<cache>/models/` and return its path.
+
+    The bytes must be a native `.keras` archive of at most `max_bytes`, not a zip bomb, and
+    load under safe mode (no code from `Lambda` layers); it is loaded from a hidden
+    temporary file and only renamed into place once it did. ValueError says what is wrong.
+    The stored name comes from the content's hash, never from `name`.
+    """
+    from fer_core.data import archive_problem, cache_dir
+
+    label = f"upload:{Path(name).name or 'model'}"
+    if not name.lower().endswith(".keras"):
+        raise ValueError(f"{label}: only native .keras model files are accepted "
+                         "(not .h5, SavedModel or pickles)")
+    if len(data) > max_bytes:
+        raise ValueError(f"{label}: the file is {len(data) / 2**20:,.1f} MB, more than the "
+                         f"{max_bytes / 2**20:,.0f} MB allowed for a model")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            problem = archive_problem([(i.filename, i.file_size, i.compress_size)
+                                       for i in zf.infolist()], max_members=1000,
+                                      max_bytes=4 * max_bytes)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{label}: not a Keras model file (a .keras file is a zip archive)") \
+            from None
+    if problem:
+        raise ValueError(f"{label}: {problem}")
+    if "config.json" not in names:
+        raise ValueError(f"{label}: not a Keras model file (no config.json in the archive)")
+    folder = cache_dir() / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.blake2b(data, digest_size=8).hexdigest()}.keras"
+    if path.is_file():
+        return path
+    tmp = folder / f".{path.stem}.{os.getpid()}.tmp.keras"
+    try:
+        tmp.write_bytes(data)
+        load_model(tmp)
+        os.replace(tmp, path)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {str(exc).removeprefix(f'{tmp}: ')}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

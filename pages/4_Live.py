@@ -37,7 +37,7 @@ from fer_core.infer import (
     process_frame,
 )
 from fer_core.labels import EMOTIONS
-from fer_core.models import default_model_path, load_model
+from fer_core.models import default_model_path, load_model, save_model_upload
 
 ICE_ENV = "FER_ICE_SERVERS"
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
@@ -125,6 +125,21 @@ st.caption(
 
 # ---------------------------------------------------------------- model
 choices = model_choices()
+with st.sidebar:
+    own_model = st.file_uploader(
+        "Your own model (.keras)", type=["keras"], key="live_model_file",
+        help="A Keras 3 .keras file taking 48x48 grey faces and giving 7 emotions. It is "
+        "checked and loaded in safe mode: no code from Lambda layers runs.",
+    )
+if own_model is not None:
+    try:  # untrusted: size, format and safe-mode load are checked before it is kept
+        own_path = save_model_upload(own_model.getvalue(), own_model.name)
+        choices = {str(own_path): f"uploaded {own_model.name}", **choices}
+        if st.session_state.get("live_model_upload_id") != own_model.file_id:
+            st.session_state["live_model_upload_id"] = own_model.file_id
+            st.session_state["live_model"] = str(own_path)  # a new upload is selected once
+    except (ValueError, OSError) as exc:
+        st.error(f"That model file cannot be used: {exc}")
 if "default" not in choices:
     st.warning(
         f"The default model has not been trained yet ({default_model_path()} does not exist). "

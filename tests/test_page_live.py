@@ -192,3 +192,34 @@ def test_webrtc_loads_after_tensorflow_without_crashing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert done.returncode == 0 and "alive" in done.stdout, done.stderr[-2000:]
+
+
+def test_own_model_upload_is_checked_then_used(env, tiny_model, monkeypatch):
+    """A user's .keras file becomes a model choice once it loads in safe mode; a file that
+    is not a model, or whose Lambda layer would run code, is an error and the page goes on."""
+    import keras
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(env.tmp / "cache"))  # where uploads are kept
+    at = _run()
+    at.file_uploader(key="live_model_file").set_value(
+        ("mine.keras", tiny_model.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="live_model").options[0] == "uploaded mine.keras"
+    chosen = Path(at.selectbox(key="live_model").value)  # chosen, and kept in the cache folder
+    assert chosen.parent == env.tmp / "cache" / "models" and chosen.read_bytes() == \
+        tiny_model.read_bytes()
+    assert env.calls[-1]["video_frame_callback"]
+
+    inputs = keras.Input((48, 48, 1))
+    hostile = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(
+        keras.layers.Lambda(lambda x: x * 2.0)(inputs))))
+    hostile.save(env.tmp / "hostile.keras")
+    for name, blob in (("hostile.keras", (env.tmp / "hostile.keras").read_bytes()),
+                       ("notes.keras", b"just text")):
+        at = _run()
+        at.file_uploader(key="live_model_file").set_value((name, blob, "application/octet-stream"))
+        at.run()
+        assert not at.exception, at.exception
+        assert any(f"upload:{name}" in e.value for e in at.error), [e.value for e in at.error]
+        assert at.selectbox(key="live_model").value == "default"  # the page still works

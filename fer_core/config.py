@@ -148,12 +148,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
     # residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
-    # smoothing and the standard augmentations; sized to about two hours on a 2-core CPU.
+    # smoothing and the standard augmentations; width 32 for 40 epochs costs about 90 minutes
+    # on a 2-core CPU (125 s per epoch, benchmarks/train_throughput.py).
     "default": {
         "name": "default",
         "model": "fernet",
-        "model_kwargs": {"width": 24, "convs": 2, "dropout": 0.4},
-        "epochs": 30,
+        "model_kwargs": {"width": 32, "convs": 2, "dropout": 0.4},
+        "epochs": 40,
         "batch_size": 64,
         "optimizer": "sgd",
         "learning_rate": 0.05,

@@ -153,7 +153,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "name": "default",
         "model": "fernet",
-        "model_kwargs": {"width": 32, "convs": 2, "dropout": 0.4},
+        # fernet's own defaults: width 32, two convs per stage, head dropout 0.4 (a preset
+        # lists only options that differ, as the Train page's form records them).
+        "model_kwargs": {},
         "epochs": 40,
         "batch_size": 64,
         "optimizer": "sgd",

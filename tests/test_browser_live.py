@@ -181,7 +181,8 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
         for face in entry["faces"]:
             assert face["label"] in EMOTIONS
             assert len(face["probs"]) == 7 and abs(sum(face["probs"]) - 1.0) < 1e-3
-            assert face["label"] == EMOTIONS[int(np.argmax(face["probs"]))]
+            # the log rounds probabilities to 5 digits: a near-uniform tiny model can tie there
+            assert face["probs"][EMOTIONS.index(face["label"])] == max(face["probs"])
             x, y, w, h = face["box"]
             assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480 and w >= 40
     span = entries[-1]["t"] - entries[0]["t"]

@@ -39,7 +39,15 @@ def find_target_layer(model: Any) -> str:
     raise ValueError(f"model {model.name!r} has no spatial feature map for Grad-CAM")
 
 
-def _grad_model(model: Any, layer_name: str) -> Any:
+def _grad_models(model: Any, layer_name: str) -> tuple[Any, Any | None]:
+    """(body: input -> feature map, head: feature map -> probabilities), cached on the model.
+
+    The gradient is taken through the head alone, so no convolution before the feature map
+    is ever differentiated: that is faster, and it avoids oneDNN's filter-gradient kernel,
+    which aborts the process (`free(): invalid size`) for mini-Xception on AVX-512 CPUs with
+    TF 2.21. `head` is None when a connection skips over the feature map (no clean split);
+    then the body also returns the probabilities and the tape spans the whole model.
+    """
     cache = getattr(model, "_fer_gradcam_models", None)
     if cache is None:
         cache = {}
@@ -50,10 +58,34 @@ def _grad_model(model: Any, layer_name: str) -> Any:
     if layer_name not in cache:
         import keras
 
-        cache[layer_name] = keras.Model(
-            model.inputs, [model.get_layer(layer_name).output, model.outputs[0]]
-        )
+        fmap = model.get_layer(layer_name).output
+        try:
+            cache[layer_name] = (keras.Model(model.inputs, fmap),
+                                 keras.Model(fmap, model.outputs[0]))
+        except ValueError:
+            cache[layer_name] = (keras.Model(model.inputs, [fmap, model.outputs[0]]), None)
     return cache[layer_name]
+
+
+def _map_and_gradient(model: Any, layer_name: str, x: np.ndarray,
+                      class_index: int | None) -> tuple[Any, Any, Any, int]:
+    """Feature map, d log p(class) / d map, probabilities and the class, for a batch `x` of one
+    image; the class defaults to the predicted one."""
+    import tensorflow as tf
+
+    body, head = _grad_models(model, layer_name)
+    inputs = tf.constant(x)
+    with tf.GradientTape(watch_accessed_variables=head is None) as tape:
+        if head is None:
+            fmap, probs = body(inputs, training=False)
+        else:
+            fmap = body(inputs, training=False)
+            tape.watch(fmap)
+            probs = head(fmap, training=False)
+        if class_index is None:
+            class_index = int(tf.argmax(probs[0]))
+        score = tf.math.log(probs[:, class_index] + 1e-7)
+    return fmap, tape.gradient(score, fmap), probs, class_index
 
 
 def gradcam(model: Any, image: np.ndarray, class_index: int | None = None, *,
@@ -73,14 +105,7 @@ def gradcam(model: Any, image: np.ndarray, class_index: int | None = None, *,
         raise ValueError(f"image must be (H, W) or (H, W, 1), got shape {np.shape(image)}")
     h, w = x.shape[:2]
     layer_name = layer_name or find_target_layer(model)
-    grad_model = _grad_model(model, layer_name)
-    inputs = tf.constant(x[None])
-    with tf.GradientTape() as tape:
-        fmap, probs = grad_model(inputs, training=False)
-        if class_index is None:
-            class_index = int(tf.argmax(probs[0]))
-        score = tf.math.log(probs[:, class_index] + 1e-7)
-    grads = tape.gradient(score, fmap)
+    fmap, grads, probs, class_index = _map_and_gradient(model, layer_name, x[None], class_index)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # one weight per channel
     cam = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1))[0]  # (h', w')
     cam = tf.image.resize(cam[..., None], (h, w), method="bilinear")[..., 0].numpy()

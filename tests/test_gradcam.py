@@ -45,6 +45,22 @@ def test_gradcam_map_for_each_registered_model(name):
     assert cam_other.min() >= 0.0
 
 
+def test_a_connection_skipping_the_feature_map_still_gives_a_map():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((IMG_SIZE, IMG_SIZE, 1))
+    early = layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    late = layers.Conv2D(4, 3, padding="same", activation="relu", name="late")(early)
+    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(early),
+                                   layers.GlobalAveragePooling2D()(late)])
+    model = keras.Model(inputs, layers.Dense(7, activation="softmax")(pooled))
+    assert gradcam.find_target_layer(model) == "late"
+    cam, cls, probs = gradcam.gradcam(model, _face())
+    assert cam.shape == (IMG_SIZE, IMG_SIZE) and cls == int(np.argmax(probs))
+    assert cam.max() > cam.min()
+
+
 def test_target_layer_skips_pooling_and_dropout():
     import keras
     from keras import layers

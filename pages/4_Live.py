@@ -14,8 +14,6 @@ only on localhost or over HTTPS.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
@@ -38,29 +36,13 @@ from fer_core.infer import (
 )
 from fer_core.labels import EMOTIONS
 from fer_core.models import default_model_path, load_model, save_model_upload
+from fer_core.webrtc import ice_servers
 
-ICE_ENV = "FER_ICE_SERVERS"
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
 PANEL_REFRESH_S = 0.5  # how often the panel beside the video redraws while playing
 PHOTO_DETECT_WIDTH = 1024  # photos are scanned at more detail than webcam frames
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 STREAM_KEY = "live_stream"  # session_state: this browser session's tracker + monitor
-
-
-def ice_servers() -> tuple[list[dict], str | None]:
-    """ICE servers from `FER_ICE_SERVERS` (JSON list), [] when unset; and a problem, if any."""
-    text = os.environ.get(ICE_ENV, "").strip()
-    if not text:
-        return [], None
-    try:
-        servers = json.loads(text)
-        if not isinstance(servers, list) or not all(
-            isinstance(s, dict) and "urls" in s for s in servers
-        ):
-            raise ValueError('expected a JSON list like [{"urls": "stun:host:3478"}]')
-    except ValueError as exc:
-        return [], f"{ICE_ENV} is not valid ({exc}); using no ICE servers"
-    return servers, None
 
 
 def model_choices() -> dict[str, str]:

@@ -173,6 +173,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def changed_options(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The model options in `options` that differ from the builder's `defaults` (the form of
+    `model_kwargs` kept in configs): whole floats become ints where the default is an int."""
+    changed = {}
+    for name, default in defaults.items():
+        value = options.get(name, default)
+        if value != default:
+            changed[name] = (int(value) if isinstance(default, int) and not isinstance(value, bool)
+                             and float(value).is_integer() else value)
+    return changed
+
+
 def config_from_preset(name: str, /, **overrides: Any) -> TrainConfig:
     """The preset `name` with `overrides` applied; unknown names raise ConfigError."""
     if name not in PRESETS:

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from fer_core import runs
-from fer_core.config import PRESETS, ConfigError, TrainConfig, config_from_preset
+from fer_core.config import PRESETS, ConfigError, TrainConfig, changed_options, config_from_preset
 from fer_core.labels import PUBLIC_TEST, TRAINING
 from fer_core.pipeline import AugmentConfig
 
@@ -120,12 +120,9 @@ def config_from_form(values: Mapping[str, Any], *, data: str,
     model's default are left out of `model_kwargs`, keeping run configs short.
     """
     plain = {name: values[name] for name in PLAIN_FIELDS if name in values}
-    options = {}
-    for name, default in (model_defaults or {}).items():
-        value = values.get(OPTION_PREFIX + name, default)
-        if value != default:
-            options[name] = int(value) if isinstance(default, int) and float(value).is_integer() \
-                else value
+    defaults = dict(model_defaults or {})
+    options = changed_options({name: values[OPTION_PREFIX + name] for name in defaults
+                               if OPTION_PREFIX + name in values}, defaults)
     augment: dict[str, Any] | None = None
     if values.get(AUGMENT_SWITCH, True):
         base = AugmentConfig()

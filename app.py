@@ -10,6 +10,7 @@ import streamlit as st
 
 import fer_core  # noqa: F401  (CPU flags before anything loads TensorFlow)
 from fer_core.data import DEMO
+from fer_core.paths import default_model_path
 from ui.state import (
     DataError,
     active_source,
@@ -45,6 +46,14 @@ for page, icon, label, what in steps:
     except Exception:  # a page missing from this checkout: name it without a link
         left.markdown(f"**{label}**")
     right.write(what)
+
+if default_model_path().is_file():
+    st.info(
+        "A trained **default model** ships with the app (our `fernet`, trained on FER2013's "
+        "Training split; figures in `models/MODEL_CARD.md`): open **Live** to try it on your "
+        "webcam now, or **Evaluate** to see where it goes wrong.",
+        icon=":material/neurology:",
+    )
 
 st.subheader("Active dataset")
 try:

@@ -25,10 +25,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_PIXELS, SPLITS
+from fer_core.paths import REPO_ROOT
 
 DEMO = "demo"
 DEFAULT_CSV = "data/fer2013.csv"  # relative to the working directory (the repo root)
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
 CACHE_KEEP = 6  # datasets kept in the on-disk cache; the least recently used go first
 UPLOADS_KEEP = 3  # uploaded files kept in the cache folder

@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fer_core
 from fer_core import runs
 from fer_core.config import TrainConfig
+from fer_core.paths import REPO_ROOT
 from fer_core.runs import JobBusy, RunError, RunInfo
 
 __all__ = ["JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
            "start_job", "stop_job"]
 
 LOCK_FD_ENV = "FER_LOCK_FD"  # tells the job process it already holds the runs lock
-REPO_ROOT = Path(fer_core.__file__).resolve().parents[1]
 
 _children: dict[int, subprocess.Popen] = {}  # jobs started by this process, reaped on polls
 _children_guard = threading.Lock()

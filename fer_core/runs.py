@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.config import ConfigError, TrainConfig
+from fer_core.paths import default_model_path
 
 STATES: tuple[str, ...] = ("queued", "running", "finished", "stopped", "failed")
 ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
@@ -503,8 +504,6 @@ def resolve_model_path(spec: str | os.PathLike, runs_dir: str | os.PathLike | No
     (its best weights). Raises RunError saying what was tried."""
     text = str(spec).strip()
     if text == "default":
-        from fer_core.models import default_model_path  # Keras import only when needed
-
         path = default_model_path()
         if not path.is_file():
             raise RunError(f"no default model shipped yet: {path} does not exist")

@@ -8,12 +8,10 @@ differently. Every model ends in a 7-way softmax.
 from __future__ import annotations
 
 from fer_core.models.registry import (
-    DEFAULT_MODEL_PATH,
     MAX_MODEL_UPLOAD_BYTES,
     ModelInfo,
     count_params,
     create_model,
-    default_model_path,
     export_model,
     list_models,
     load_model,
@@ -21,6 +19,7 @@ from fer_core.models.registry import (
     register_model,
     save_model_upload,
 )
+from fer_core.paths import DEFAULT_MODEL_PATH, default_model_path
 
 # Importing the builder modules registers them.
 from fer_core.models import fernet, mini_xception, reference  # noqa: E402,F401

@@ -15,8 +15,6 @@ from typing import Any
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import keras
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "default.keras"
 MAX_MODEL_UPLOAD_BYTES = 100 * 2**20  # our models are a few MB; mini-Xception at width 64 ~ 10
 
 Builder = Callable[..., keras.Model]
@@ -73,12 +71,6 @@ def create_model(name: str, **options: Any) -> keras.Model:
 
 def count_params(model: keras.Model) -> int:
     return int(model.count_params())
-
-
-def default_model_path() -> Path:
-    """The shipped model, overridable with `FER_DEFAULT_MODEL` (tests, custom deployments)."""
-    override = os.environ.get("FER_DEFAULT_MODEL")
-    return Path(override) if override else DEFAULT_MODEL_PATH
 
 
 def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:

@@ -148,8 +148,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
     # residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
-    # smoothing and the standard augmentations; width 32 for 40 epochs costs about 90 minutes
-    # on a 2-core CPU (125 s per epoch, benchmarks/train_throughput.py).
+    # smoothing and the standard augmentations; width 32 for 40 epochs took 95 minutes on a
+    # 2-core CPU. The shipped file is `python -m fer_core export RUN --weights mean`.
     "default": {
         "name": "default",
         "model": "fernet",

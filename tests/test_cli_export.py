@@ -36,6 +36,28 @@ def test_export_writes_the_same_model_without_optimizer_and_its_config(tiny, tmp
     assert not list(target.parent.glob(".*tmp*"))
 
 
+def test_mean_export_averages_the_best_and_last_weights(tiny, tmp_path):
+    info, root = tiny
+    target = tmp_path / "mean.keras"
+    assert main(["export", info.id, "--weights", "mean", "--to", str(target),
+                 "--runs-dir", str(root)]) == 0
+    best, last = load_model(info.best_model_path), load_model(info.last_model_path)
+    for got, b, c in zip(load_model(target).get_weights(), best.get_weights(), last.get_weights(),
+                         strict=True):
+        np.testing.assert_allclose(got, (b + c) / 2, rtol=1e-6, atol=1e-7)
+
+
+def test_averaging_different_architectures_is_refused(tiny, tmp_path):
+    from fer_core.models import create_model, export_model
+
+    info, _ = tiny
+    other = tmp_path / "other.keras"
+    create_model("fernet", width=6, convs=1).save(other)
+    with pytest.raises(ValueError, match="same architecture"):
+        export_model(info.best_model_path, tmp_path / "x.keras", mean_with=[other])
+    assert not (tmp_path / "x.keras").exists()
+
+
 def test_export_options_equal_to_the_defaults_are_left_out():
     from fer_core.config import changed_options
 

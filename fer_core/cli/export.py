@@ -1,6 +1,7 @@
 """`python -m fer_core export RUN_ID [--to models/default.keras]`: ship a run's model.
 
-Writes the run's best (or last) weights as a `.keras` file without optimizer state, and
+Writes the run's best or last weights, or the mean of both (`--weights mean`), as a `.keras`
+file without optimizer state, and
 beside it `<name>.config.json`, the run's TrainConfig with model options equal to the
 builder's defaults left out (as every config records them), so the file says how it was made.
 By default the target is the app's `default` model.
@@ -20,8 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fer_core.models import DEFAULT_MODEL_PATH
 
     parser.add_argument("run", help="run id")
-    parser.add_argument("--weights", choices=("best", "last"), default="best",
-                        help="which checkpoint of the run (default: best on validation)")
+    parser.add_argument("--weights", choices=("best", "last", "mean"), default="best",
+                        help="the checkpoint best on validation, the last one, or the mean of "
+                             "both (default: best)")
     parser.add_argument("--to", type=Path, default=DEFAULT_MODEL_PATH,
                         help=f"target .keras file (default {DEFAULT_MODEL_PATH})")
     parser.add_argument("--runs-dir", type=Path, help="runs folder (default $FER_RUNS_DIR or ./runs)")
@@ -37,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         info = runs.get_run(args.run, args.runs_dir)
-        source = info.best_model_path if args.weights == "best" else info.last_model_path
-        if source is None or info.config is None:
-            raise runs.RunError(f"run {info.id} has no {args.weights} weights or no readable "
-                                "config.json to export")
+        wanted = {"best": ["best"], "last": ["last"], "mean": ["best", "last"]}[args.weights]
+        paths = [info.best_model_path if w == "best" else info.last_model_path for w in wanted]
+        if None in paths or info.config is None:
+            raise runs.RunError(f"run {info.id} has no {' and '.join(wanted)} weights or no "
+                                "readable config.json to export")
         defaults = {m.name: m.defaults for m in list_models()}.get(info.config.model, {})
         config = info.config.replace(
             model_kwargs=changed_options(info.config.model_kwargs, defaults))
-        target = export_model(source, args.to)
+        target = export_model(paths[0], args.to, mean_with=paths[1:])
         runs.write_json(config_path_for(target), config.to_dict())
     except (ValueError, OSError) as exc:  # RunError, a model that does not load, disk errors
         print(f"error: {exc}", file=sys.stderr)

@@ -7,13 +7,14 @@ import inspect
 import io
 import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import keras
+import numpy as np
 
 MAX_MODEL_UPLOAD_BYTES = 100 * 2**20  # our models are a few MB; mini-Xception at width 64 ~ 10
 
@@ -86,13 +87,27 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         raise ValueError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
 
 
-def export_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+def export_model(src: str | os.PathLike, dst: str | os.PathLike, *,
+                 mean_with: Sequence[str | os.PathLike] = ()) -> Path:
     """Write the model in `src` to `dst` as a native `.keras` file without optimizer state
-    (about a third the size of a training checkpoint), atomically; returns `dst`."""
+    (about a third the size of a training checkpoint), atomically; returns `dst`.
+
+    With `mean_with` (checkpoints of the same architecture, e.g. a run's best and last), the
+    weights written are the element-wise mean of all of them: averaging checkpoints from the
+    low-learning-rate end of a run lands nearer the middle of the basin than either one.
+    """
     dst = Path(dst)
     if dst.suffix != ".keras":
         raise ValueError(f"{dst}: the exported file must end in .keras")
     model = load_model(src)
+    if mean_with:
+        weights = [model.get_weights()]
+        for other in mean_with:
+            other_weights = load_model(other).get_weights()
+            if [w.shape for w in other_weights] != [w.shape for w in weights[0]]:
+                raise ValueError(f"{other}: not the same architecture as {src}; cannot average")
+            weights.append(other_weights)
+        model.set_weights([np.mean(ws, axis=0) for ws in zip(*weights, strict=True)])
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.keras")
     try:

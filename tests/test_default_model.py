@@ -1,0 +1,72 @@
+"""The model that ships with the app: present, safe to load, what the preset builds, and as
+accurate on PublicTest as its model card says (when the real data is here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core import evaluate, runs
+from fer_core.config import config_from_preset
+from fer_core.data import load_dataset
+from fer_core.labels import NUM_CLASSES
+from fer_core.models import DEFAULT_MODEL_PATH, create_model, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CARD = ROOT / "models" / "MODEL_CARD.md"
+REAL_CSV = ROOT.parent / "shared/fer2013/fer2013.csv.gz"
+
+
+@pytest.fixture(autouse=True)
+def _shipped_default(monkeypatch) -> None:
+    monkeypatch.delenv("FER_DEFAULT_MODEL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(DEFAULT_MODEL_PATH)
+
+
+def _card_figure(name: str) -> float:
+    """A percentage the model card states in its summary line `- name: 12.3%`."""
+    match = re.search(rf"^- {re.escape(name)}: ([0-9.]+)%", CARD.read_text(), re.MULTILINE)
+    assert match, f"{CARD} has no '- {name}: N%' line"
+    return float(match.group(1)) / 100
+
+
+def test_the_default_is_shipped_small_and_resolves() -> None:
+    assert DEFAULT_MODEL_PATH.is_file()
+    assert DEFAULT_MODEL_PATH.stat().st_size <= 10 * 2**20
+    assert runs.resolve_model_path("default") == DEFAULT_MODEL_PATH
+
+
+def test_it_is_what_the_default_preset_builds(model) -> None:
+    config = config_from_preset("default")
+    built = create_model(config.model, **config.model_kwargs)
+    assert model.name == built.name
+    assert [w.shape for w in model.weights] == [w.shape for w in built.weights]
+    recorded = json.loads((ROOT / "models" / "default.config.json").read_text())
+    assert recorded == config.to_dict() | {"data": recorded["data"]}
+
+
+def test_it_gives_seven_probabilities_that_depend_on_the_face(model) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
+    probs = np.asarray(model(faces, training=False))
+    assert probs.shape == (4, NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(probs[0], probs[1])
+
+
+@pytest.mark.skipif(not REAL_CSV.exists(), reason=f"{REAL_CSV} not present")
+def test_publictest_accuracy_is_what_the_card_says(model) -> None:
+    images, labels = load_dataset(REAL_CSV).split("PublicTest")
+    result = evaluate.evaluate_model(model, images, labels, tta=True)
+    assert result.accuracy_without_tta == pytest.approx(_card_figure("PublicTest accuracy"),
+                                                        abs=0.002)
+    assert result.accuracy == pytest.approx(_card_figure("PublicTest accuracy with flip TTA"),
+                                            abs=0.002)

@@ -87,15 +87,30 @@ class Classifier:
     Input: (N, 48, 48) or (N, 48, 48, 1) grey levels 0..255. Output: (N, 7) float32
     probabilities. The model is traced and run once at construction (warm-up), so the first
     webcam frame does not pay for tracing, and a model with the wrong output is refused there.
+
+    Batches of up to `SMALL_BATCH` faces (a webcam frame) run through an XLA-compiled copy:
+    on a 2-core CPU it is 15% faster there (default model: one face 2.7 vs 3.1 ms, three
+    5.0 vs 5.9 ms) but slower for large batches, which take the plain graph. XLA compiles
+    once per batch size (about 0.3 s), so warm-up compiles each small size; a model XLA
+    cannot compile simply keeps the plain graph.
     """
+
+    SMALL_BATCH = 4
 
     def __init__(self, model, *, warmup: bool = True) -> None:
         self.model = model
         self.name = getattr(model, "name", "model")
         spec = tf.TensorSpec((None, IMG_SIZE, IMG_SIZE, 1), tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+        def call(x):
+            return model(x, training=False)
+
+        self._fn = tf.function(call, input_signature=[spec])
+        self._small_fn = tf.function(call, input_signature=[spec], jit_compile=True)
         self._lock = threading.Lock()
         if warmup:
+            for n in range(1, self.SMALL_BATCH + 1):
+                self.predict(np.full((n, IMG_SIZE, IMG_SIZE), 128, np.uint8))
             self._check(self.predict(np.full((2, IMG_SIZE, IMG_SIZE), 128, np.uint8)))
 
     def _check(self, probs: np.ndarray) -> None:
@@ -118,6 +133,11 @@ class Classifier:
             return np.zeros((0, NUM_CLASSES), np.float32)
         batch = tf.constant(faces.astype(np.float32, copy=False))
         with self._lock:
+            if self._small_fn is not None and len(faces) <= self.SMALL_BATCH:
+                try:
+                    return np.asarray(self._small_fn(batch), dtype=np.float32)
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+                    self._small_fn = None  # an op XLA cannot compile: the plain graph from now on
             out = self._fn(batch)
         return np.asarray(out, dtype=np.float32)
 

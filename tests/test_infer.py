@@ -60,6 +60,31 @@ def test_classifier_is_traced_once_for_any_batch_size(classifier):
     assert classifier._fn.experimental_get_tracing_count() == 1
 
 
+def test_small_batches_take_the_xla_copy_with_the_same_probabilities(classifier):
+    faces = np.random.default_rng(2).integers(0, 256, (9, 48, 48), dtype=np.uint8)
+    large = classifier.predict(faces)  # more than SMALL_BATCH: the plain graph
+    for n in range(1, Classifier.SMALL_BATCH + 1):
+        np.testing.assert_allclose(classifier.predict(faces[:n]), large[:n], atol=1e-5)
+    assert classifier._small_fn is not None
+    assert classifier._small_fn.experimental_get_tracing_count() == 1
+
+
+def test_a_model_xla_cannot_compile_keeps_the_plain_graph(model_path):
+    import tensorflow as tf
+
+    classifier = Classifier(load_model(model_path), warmup=False)
+
+    def refuse(_batch):
+        raise tf.errors.InvalidArgumentError(None, None, "unsupported op for XLA")
+
+    classifier._small_fn = refuse
+    faces = np.random.default_rng(3).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    probs = classifier.predict(faces)
+    assert classifier._small_fn is None and probs.shape == (2, NUM_CLASSES)
+    np.testing.assert_allclose(probs, classifier.predict(np.concatenate([faces] * 3))[:2],
+                               atol=1e-5)
+
+
 def test_classifier_rejects_wrong_crops_and_wrong_models(classifier):
     with pytest.raises(ValueError, match="48, 48"):
         classifier.predict(np.zeros((2, 32, 32), np.uint8))

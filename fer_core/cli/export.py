@@ -1,9 +1,9 @@
 """`python -m fer_core export RUN_ID [--to models/default.keras]`: ship a run's model.
 
 Writes the run's best or last weights, or the mean of both (`--weights mean`), as a `.keras`
-file without optimizer state, and
-beside it `<name>.config.json`, the run's TrainConfig with model options equal to the
-builder's defaults left out (as every config records them), so the file says how it was made.
+file without optimizer state, and beside it `<name>.config.json`: the run's TrainConfig with
+model options equal to the builder's defaults left out (as every config records them), so
+the file says how it was made.
 By default the target is the app's `default` model.
 """
 

@@ -90,7 +90,7 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
 def export_model(src: str | os.PathLike, dst: str | os.PathLike, *,
                  mean_with: Sequence[str | os.PathLike] = ()) -> Path:
     """Write the model in `src` to `dst` as a native `.keras` file without optimizer state
-    (about a third the size of a training checkpoint), atomically; returns `dst`.
+    (about half the size of a training checkpoint), atomically; returns `dst`.
 
     With `mean_with` (checkpoints of the same architecture, e.g. a run's best and last), the
     weights written are the element-wise mean of all of them: averaging checkpoints from the

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zipfile
@@ -40,6 +41,8 @@ MAX_UPLOAD_BYTES = 400 * 2**20  # an uploaded file; .streamlit/config.toml's max
 MAX_EXPANDED_BYTES = 2**30  # a file read whole, or an archive's content once decompressed
 MAX_ARCHIVE_MEMBERS = 200_000  # files in a zip or tar
 MAX_COMPRESSION_RATIO = 200  # expanded/compressed size of a zip member above 1 MB: a bomb
+MAX_FOLDER_ENTRIES = 100_000  # files and folders walked in an image folder (FER's: ~36,000)
+SYSTEM_FOLDERS = ("proc", "sys")  # their files look regular (size 0) but may block or never end
 
 
 class DataError(ValueError):
@@ -159,8 +162,29 @@ def load_dataset(
     Rows with problems raise `DataError` (naming the first bad row and counting all of them)
     unless `skip_bad`, which drops them and records how many in `skipped` and `problems`.
     A second load of the same file (same size and mtime; same bytes for uploads) comes from
-    the on-disk cache in `cache_dir()`.
+    the on-disk cache in `cache_dir()`. Running out of memory is a DataError too.
     """
+    try:
+        return _load_source(source, name, skip_bad, use_cache)
+    except MemoryError as exc:
+        label = f"upload:{name or 'data'}" if isinstance(source, (bytes, bytearray, memoryview)) \
+            else str(source)
+        raise as_data_error(label, exc) from None
+
+
+def as_data_error(source: str, exc: BaseException) -> DataError:
+    """`exc`, raised while loading `source`, as the DataError a user is shown: itself when it
+    is one, else what it was by name (exhausted memory, a loader bug), never a traceback."""
+    if isinstance(exc, DataError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return DataError(source, "not enough memory to load it (FER2013's 290 MB CSV needs "
+                         "about 1 GB)", count=0)
+    return DataError(source, f"could not be loaded: {type(exc).__name__}: {exc}", count=0)
+
+
+def _load_source(source: str | os.PathLike | bytes, name: str | None, skip_bad: bool,
+                 use_cache: bool) -> FerDataset:
     if isinstance(source, str) and source.strip().lower() == DEMO:
         from fer_core import demo  # demo builds on FerDataset: import late
 
@@ -182,15 +206,13 @@ def load_dataset(
         hint = " (the word 'demo' selects the synthetic demo set)" if not path.suffix else ""
         raise DataError(label, f"no such file or folder{hint}", count=0)
     try:
-        if not path.is_dir() and not path.is_file():  # a FIFO or device would block or never end
-            raise DataError(label, "not a regular file or folder", count=0)
-        if path.is_file() and path.stat().st_size > MAX_EXPANDED_BYTES:
-            raise DataError(label, f"the file is {_mb(path.stat().st_size)}, more than the "
-                            f"{_mb(MAX_EXPANDED_BYTES)} this loader reads", count=0)
-        key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
-        if path.is_dir():
+        if _check_path(path, label):
+            files = _walk_folder(path, label)
+            key = _cache_key(kind="path", signature=[str(path.resolve()), _digest(files)],
+                             skip_bad=skip_bad)
             return _cached(key, label, use_cache,
-                           lambda: _load_image_folder(path, label, skip_bad))
+                           lambda: _load_image_folder(path, label, skip_bad, files))
+        key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
         return _cached(key, label, use_cache, lambda: _load_file(path, label, skip_bad))
     except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
@@ -268,6 +290,110 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:,.1f} MB"
 
 
+def source_signature(source: str | os.PathLike) -> str:
+    """A cheap string that changes when the file changes, or any file inside the folder is
+    added, removed or modified (names, sizes and mtimes; the walk is bounded); "" for a
+    missing path or "demo". Never raises: a path that cannot be walked gets a fixed string
+    (loading it then says why)."""
+    path = Path(source).expanduser()
+    try:
+        if _check_path(path, str(source)):
+            return _digest(_walk_folder(path, str(source)))
+        st_ = path.stat()
+        return f"{st_.st_size}:{st_.st_mtime_ns}"
+    except (OSError, DataError) as exc:
+        return "" if isinstance(exc, FileNotFoundError) else f"unreadable:{type(exc).__name__}"
+
+
+def _check_path(path: Path, label: str) -> bool:
+    """True for a folder, False for a file that may be read; DataError for what must not be
+    opened: a FIFO or device (a read would block or never end), anything under /proc or /sys
+    (files that look regular and empty, but /proc/kmsg blocks), an empty or too large file."""
+    real = path.resolve()
+    if real.parts[1:2] and real.parts[1] in SYSTEM_FOLDERS:
+        raise DataError(label, f"{real} is a system file or folder (/{real.parts[1]}), not a "
+                        "dataset", count=0)
+    st_ = real.stat()
+    if stat.S_ISDIR(st_.st_mode):
+        return True
+    if not stat.S_ISREG(st_.st_mode):
+        raise DataError(label, "not a regular file or folder (a pipe or device cannot hold a "
+                        "dataset)", count=0)
+    if st_.st_size == 0:
+        raise DataError(label, "the file is empty", count=0)
+    if st_.st_size > MAX_EXPANDED_BYTES:
+        raise DataError(label, f"the file is {_mb(st_.st_size)}, more than the "
+                        f"{_mb(MAX_EXPANDED_BYTES)} this loader reads", count=0)
+    return False
+
+
+def _open_regular(path: Path, label: str) -> io.BufferedReader:
+    """`path` opened for reading without ever waiting (O_NONBLOCK: a FIFO swapped in since
+    the check, or a link to one), and refused unless what was opened is a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(label, "not a regular file or folder", count=0)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_regular(path: Path, label: str) -> bytes:
+    with _open_regular(path, label) as fh:
+        return fh.read(MAX_EXPANDED_BYTES + 1)
+
+
+_WALKED_SUFFIXES = (*IMAGE_SUFFIXES, ".csv", ".csv.gz")  # what an image folder load reads
+
+
+def _walk_folder(path: Path, label: str) -> list[tuple[str, int, int]]:
+    """(path relative to `path`, size, mtime_ns) of every image or CSV file below it, sorted.
+    Linked folders are followed once each. DataError past MAX_FOLDER_ENTRIES entries: a FER
+    image folder holds ~36,000 files, while `/` or a home folder would take minutes."""
+    top = path.stat()
+    files: list[tuple[str, int, int]] = []
+    seen, pending, visited = 0, [""], {(top.st_dev, top.st_ino)}
+    while pending:
+        rel = pending.pop()
+        try:
+            entries = os.scandir(path / rel)
+        except OSError:
+            if not rel:
+                raise
+            continue  # an unreadable or vanished subfolder is skipped, as rglob does
+        with entries:
+            for entry in entries:
+                seen += 1
+                if seen > MAX_FOLDER_ENTRIES:
+                    raise DataError(label, f"the folder holds more than {MAX_FOLDER_ENTRIES:,} "
+                                    "files and folders, far more than a FER image folder "
+                                    "(train/<emotion>/*.png): choose the dataset's own folder",
+                                    count=0)
+                _walk_entry(entry, f"{rel}/{entry.name}" if rel else entry.name, files,
+                            pending, visited)
+    return sorted(files)
+
+
+def _walk_entry(entry: os.DirEntry, rel: str, files: list, pending: list, visited: set) -> None:
+    try:
+        if entry.is_dir():
+            info = entry.stat()
+            if (info.st_dev, info.st_ino) not in visited:  # a link loop is walked once
+                visited.add((info.st_dev, info.st_ino))
+                pending.append(rel)
+        elif entry.name.lower().endswith(_WALKED_SUFFIXES) and entry.is_file():
+            info = entry.stat()
+            files.append((rel, info.st_size, info.st_mtime_ns))
+    except OSError:
+        pass  # vanished while walking (or a dangling link): not a file to load
+
+
+def _digest(files: list[tuple[str, int, int]]) -> str:
+    return hashlib.blake2b(json.dumps(files).encode(), digest_size=16).hexdigest()
+
+
 # --- file formats -----------------------------------------------------------------------
 
 
@@ -283,11 +409,12 @@ def _load_bytes(data: bytes, name: str, label: str, skip_bad: bool) -> FerDatase
 
 
 def _load_file(path: Path, label: str, skip_bad: bool) -> FerDataset:
-    with open(path, "rb") as fh:
+    with _open_regular(path, label) as fh:
         head = fh.read(4)
-    if path.suffix.lower() == ".zip" or head == b"PK\x03\x04":
-        return _load_zip(path, label, skip_bad)
-    return _load_bytes(path.read_bytes(), path.name, label, skip_bad)
+        fh.seek(0)
+        if path.suffix.lower() == ".zip" or head == b"PK\x03\x04":
+            return _load_zip(fh, label, skip_bad)
+        return _load_bytes(fh.read(MAX_EXPANDED_BYTES + 1), path.name, label, skip_bad)
 
 
 def _load_tar(data: bytes, label: str, skip_bad: bool) -> FerDataset:
@@ -316,15 +443,21 @@ def _load_tar(data: bytes, label: str, skip_bad: bool) -> FerDataset:
 
 
 def _gunzip(data: bytes, label: str) -> bytes:
-    """Decompress gzip bytes, refusing content above MAX_EXPANDED_BYTES (a gzip bomb)."""
+    """Decompress gzip bytes, refusing (before it is all in memory) content above
+    MAX_EXPANDED_BYTES, or above 1 MB and MAX_COMPRESSION_RATIO times the compressed size:
+    the limits `archive_problem` puts on zip members (FER2013's CSV packs 3.4 times)."""
+    ratio_limit = max(2**20, MAX_COMPRESSION_RATIO * len(data))
+    limit = min(MAX_EXPANDED_BYTES, ratio_limit)
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        out = inflate.decompress(data, MAX_EXPANDED_BYTES + 1)
+        out = inflate.decompress(data, limit + 1)
     except zlib.error as exc:
         raise DataError(label, f"not a readable gzip file ({exc})", count=0) from None
-    if len(out) > MAX_EXPANDED_BYTES:
-        raise DataError(label, f"the gzip file expands to more than {_mb(MAX_EXPANDED_BYTES)} "
-                        "(a gzip bomb?)", count=0)
+    if len(out) > limit:
+        why = (f"more than {MAX_COMPRESSION_RATIO} times its {_mb(len(data))}, far more than "
+               "real data" if limit == ratio_limit else "more than this loader reads")
+        raise DataError(label, f"the gzip file expands to more than {_mb(limit)} ({why}; a "
+                        "gzip bomb?)", count=0)
     if not inflate.eof:
         raise DataError(label, "not a readable gzip file (truncated)", count=0)
     return out
@@ -362,19 +495,18 @@ def _load_zip_members(zf: zipfile.ZipFile, label: str, skip_bad: bool) -> FerDat
     return _decode_images(images, lambda p: zf.read(p), label, skip_bad)
 
 
-def _load_image_folder(path: Path, label: str, skip_bad: bool) -> FerDataset:
-    files = sorted(
-        p.relative_to(path).as_posix()
-        for p in path.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _is_junk(p.name)
-    )
+def _load_image_folder(path: Path, label: str, skip_bad: bool,
+                       walked: list[tuple[str, int, int]]) -> FerDataset:
+    """The images among the folder's files (`walked`: `_walk_folder(path)`), or its CSV."""
+    files = [rel for rel, _, _ in walked
+             if rel.lower().endswith(IMAGE_SUFFIXES) and not _is_junk(PurePosixPath(rel).name)]
     if not files:
         csvs = sorted(path.glob("*.csv")) + sorted(path.glob("*.csv.gz"))
         if csvs:  # a folder holding fer2013.csv: load that
             return load_dataset(csvs[0], skip_bad=skip_bad)
         raise DataError(label, "the folder holds no images (train/<class>/*.png) and no CSV",
                         count=0)
-    return _decode_images(files, lambda p: (path / p).read_bytes(), label, skip_bad)
+    return _decode_images(files, lambda p: _read_regular(path / p, label), label, skip_bad)
 
 
 def _is_junk(name: str) -> bool:
@@ -427,7 +559,7 @@ def _decode_images(paths: list[str], read, label: str, skip_bad: bool) -> FerDat
             continue
         try:
             with Image.open(io.BytesIO(read(path))) as img:
-                gray = img.convert("L")
+                gray = _gray8(img)
                 if gray.size != (IMG_SIZE, IMG_SIZE):
                     gray = gray.resize((IMG_SIZE, IMG_SIZE), Image.Resampling.BILINEAR)
                 images[i] = np.asarray(gray, dtype=np.uint8)
@@ -451,6 +583,24 @@ def _decode_images(paths: list[str], read, label: str, skip_bad: bool) -> FerDat
         skipped=n_bad,
         problems=problems,
     )._sorted_by_split()
+
+
+def _gray8(img):
+    """8-bit grey of any image. PIL's convert("L") clips 16-bit images to white and float
+    ones (0..1) to black: 16-bit is scaled by 1/257 (65535 -> 255), 32-bit integers by their
+    type's range, floats by theirs (0..1, else 0..255)."""
+    from PIL import Image
+
+    if img.mode not in ("F", "I") and not img.mode.startswith("I;16"):
+        return img.convert("L")
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    top = values.max(initial=0.0)
+    if img.mode == "F":
+        scale = 255.0 if top <= 1.0 else 1.0
+    else:
+        scale = 1.0 if top <= 255 and img.mode == "I" else (
+            255 / 65535 if top <= 65535 else 255 / (2**31 - 1))
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
 
 
 def _breakdown(bad: dict[str, list]) -> str:
@@ -965,18 +1115,10 @@ def _describe_fields(fields: list[str], ncols: int) -> str:
 
 
 def _file_signature(path: Path) -> list:
-    """What identifies a file's content cheaply: resolved path, size and mtime (for a folder,
-    those of every file in it)."""
+    """What identifies a file's content cheaply: resolved path, size and mtime."""
     path = path.resolve()
-    if path.is_file():
-        st = path.stat()
-        return [str(path), st.st_size, st.st_mtime_ns]
-    entries = []
-    for p in sorted(path.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            entries.append((p.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns))
-    return [str(path), hashlib.blake2b(json.dumps(entries).encode()).hexdigest()]
+    st_ = path.stat()
+    return [str(path), st_.st_size, st_.st_mtime_ns]
 
 
 def _cache_key(**parts) -> str:

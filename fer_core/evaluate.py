@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,29 +361,52 @@ def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
     return eval_dir / f"{key}.json", eval_dir / f"{key}.npz"
 
 
-def _read_cache(eval_dir: Path, split: str, key: str) -> dict[str, np.ndarray] | None:
+def _read_cache(eval_dir: Path, split: str, key: str, n: int) -> dict[str, np.ndarray] | None:
+    """The cached probabilities of an entry, or None (a miss) when anything about it is off:
+    no entry, another key or version, or an unreadable file of any kind (empty, truncated,
+    garbage, a folder, arrays of the wrong shape). A damaged cache is recomputed, never fatal."""
     meta_path, arr_path = _cache_paths(eval_dir, split)
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("key") != key or meta.get("version") != CACHE_VERSION:
             return None
-        with np.load(arr_path) as z:
-            return {name: z[name] for name in z.files}
-    except (OSError, ValueError, KeyError):
+        with np.load(arr_path, allow_pickle=False) as z:
+            arrays = {name: np.asarray(z[name]) for name in z.files}
+    except Exception:  # noqa: BLE001 - EOFError, BadZipFile, zlib.error, UnicodeError, ...
         return None
+    probs = {name: a for name, a in arrays.items() if name in ("probs", "probs_flip")}
+    if "probs" not in probs or any(a.shape != (n, NUM_CLASSES) or not np.isfinite(a).all()
+                                   for a in probs.values()):
+        return None
+    return probs
 
 
 def _write_cache(eval_dir: Path, split: str, key: str, meta: dict[str, Any],
-                 arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays then metadata, each atomically, so a reader never sees half an entry."""
-    eval_dir.mkdir(parents=True, exist_ok=True)
+                 arrays: dict[str, np.ndarray]) -> bool:
+    """Write arrays then metadata, each atomically (temporary file + rename), so a reader
+    never sees half an entry. Best effort: a cache that cannot be written (a full disk,
+    `eval/` being a file, no permission) is skipped and False returned; the caller still
+    has its result."""
     meta_path, arr_path = _cache_paths(eval_dir, split)
-    tmp = arr_path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, arr_path)
-    tmp_meta = meta_path.with_suffix(f".tmp{os.getpid()}")
-    tmp_meta.write_text(json.dumps({"version": CACHE_VERSION, "key": key, **meta}, indent=1))
-    os.replace(tmp_meta, meta_path)
+    text = json.dumps({"version": CACHE_VERSION, "key": key, **meta}, indent=1)
+    try:
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        _replace_atomic(arr_path, lambda fh: np.savez_compressed(fh, **arrays))
+        _replace_atomic(meta_path, lambda fh: fh.write(text.encode()))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _replace_atomic(path: Path, write: Any) -> None:
+    """`write(binary file)` into a temporary file beside `path`, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def evaluate_cached(spec: str, images: np.ndarray, labels: np.ndarray, *, split: str,
@@ -396,7 +420,7 @@ def evaluate_cached(spec: str, images: np.ndarray, labels: np.ndarray, *, split:
     """
     ref = resolve_model(spec)
     key = f"{file_hash(ref.path)}:{data_hash(images, labels)}"
-    cached = _read_cache(ref.eval_dir, split, key) or {}
+    cached = _read_cache(ref.eval_dir, split, key, len(labels)) or {}
     plain = cached.get("probs")
     flipped = cached.get("probs_flip")
     if plain is None or (tta and flipped is None):

@@ -164,16 +164,36 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
     raise ValueError(f"a frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {frame.shape}")
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, name: str = "image", *, max_pixels: int = 40_000_000) -> np.ndarray:
     """An uploaded JPEG/PNG/WebP/... file as a BGR uint8 array, turned upright by its EXIF tag.
-    Raises ValueError naming the file when it is not a readable image."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
 
+    Raises ValueError naming the file when it is not a readable image, or when its header
+    declares more than `max_pixels`: a few hundred KB of PNG can declare 20000 x 20000
+    pixels (gigabytes once decoded), so the size is checked before any pixel is decoded.
+    PIL's own decompression-bomb error (and its warning, where warnings are errors) are
+    refusals too. No global warning filter is changed: the server decodes in many threads."""
+    from PIL import Image, ImageOps
+
+    bombs = (Image.DecompressionBombError, Image.DecompressionBombWarning)
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        img = Image.open(io.BytesIO(data))  # reads the header only
+    except bombs as exc:
+        raise ValueError(f"{name}: the image is too large to decode ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: any failure is a refusal
+        raise ValueError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    with img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ValueError(f"{name}: the image is {width:,} x {height:,} pixels "
+                             f"({width * height / 1e6:,.0f} megapixels), more than the "
+                             f"{max_pixels / 1e6:g} megapixels accepted")
+        try:
             rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"{name}: not a readable image ({exc})") from exc
+        except bombs as exc:
+            raise ValueError(f"{name}: the image is too large to decode ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - a truncated or malformed body
+            raise ValueError(f"{name}: not a readable image ({type(exc).__name__}: "
+                             f"{exc})") from exc
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 

@@ -100,6 +100,7 @@ def resume_job(run: str | os.PathLike | RunInfo, *, runs_dir: str | os.PathLike 
         raise RunError(f"run {info.id!r} is still {info.state}")
     if epochs is not None:
         info.config.replace(epochs=epochs)  # validate before taking the lock
+        runs.check_resume_epochs(info.id, runs.resume_point(info.dir)[0], epochs)
     if info.state == "finished" and (epochs or info.epochs) <= info.epoch:
         raise RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
                        f"give more epochs to continue it")

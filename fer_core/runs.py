@@ -26,6 +26,7 @@ import csv
 import fcntl
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -423,21 +424,70 @@ def read_history(
     """history.csv as a list of {column: number} rows (empty when there is none yet)."""
     path = run_path(run, runs_dir) / "history.csv"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     rows = []
-    for raw in csv.DictReader(io.StringIO(text)):
-        row: dict[str, float] = {}
-        for key, value in raw.items():
-            try:
-                row[key] = float(value) if value not in (None, "") else float("nan")
-            except ValueError:
-                continue
-        if "epoch" in row:
-            row["epoch"] = int(row["epoch"])
-        rows.append(row)
+    try:
+        for raw in csv.DictReader(io.StringIO(text.replace("\0", ""))):
+            row = _history_row(raw)
+            if row is not None:
+                rows.append(row)
+    except csv.Error:  # a damaged file (a huge field, a torn quote): keep the rows before it
+        pass
     return rows
+
+
+def _history_row(raw: dict[Any, Any]) -> dict[str, float] | None:
+    """One history.csv row as numbers; None when it has no usable epoch number. Fields the
+    header does not name (an extra value on the row) and values that are not numbers are
+    left out: a hand-edited or damaged file must not crash the Train page."""
+    row: dict[str, float] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not isinstance(value, (str, type(None))):
+            continue
+        try:
+            row[key] = float(value) if value not in (None, "") else float("nan")
+        except ValueError:
+            continue
+    epoch = row.get("epoch")
+    if epoch is None or not math.isfinite(epoch) or epoch < 1 or epoch != int(epoch):
+        return None
+    row["epoch"] = int(epoch)
+    return row
+
+
+def resume_point(run: str | os.PathLike | RunInfo,
+                 runs_dir: str | os.PathLike | None = None) -> tuple[int, list[dict[str, float]]]:
+    """(epochs completed, their history rows) that a resume continues from.
+
+    0 without weights/last.keras. Else weights/last.json's epoch when it is a whole number
+    that history.csv confirms (a row for it, and for every epoch before it), otherwise the
+    history's last such epoch: a missing, empty or hand-edited last.json cannot make a run
+    claim epochs it never trained.
+    """
+    path = run_path(run, runs_dir)
+    if not (path / "weights" / "last.keras").is_file():
+        return 0, []
+    by_epoch = {row["epoch"]: row for row in read_history(path)}
+    done = 0
+    while done + 1 in by_epoch:
+        done += 1
+    try:
+        claimed = read_json(path / "weights" / "last.json").get("epoch")
+    except (OSError, ValueError, AttributeError):
+        claimed = None
+    if type(claimed) is int and 1 <= claimed <= done:
+        done = claimed
+    return done, [by_epoch[e] for e in range(1, done + 1)]
+
+
+def check_resume_epochs(run_id: str, done: int, epochs: int) -> None:
+    """RunError when a resume asks for fewer epochs in total than the run has completed
+    (it would rewrite the config and report e.g. "finished 2/1")."""
+    if epochs < done:
+        raise RunError(f"run {run_id!r} has already completed {done} epochs; it cannot be "
+                       f"resumed to {epochs} in total (give at least {done})")
 
 
 # ---------------------------------------------------------------- change

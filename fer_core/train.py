@@ -456,6 +456,8 @@ def train_run(
     if info.config is None:
         raise runs.RunError(f"run {info.id!r} cannot be trained: {info.problem}")
     config = info.config if epochs is None else info.config.replace(epochs=epochs)
+    initial_epoch, history = runs.resume_point(info.dir) if resume else (0, [])
+    runs.check_resume_epochs(info.id, initial_epoch, config.epochs)
     if resume:
         # A resume job's run is queued with the job's own pid (or none yet): that is us.
         if info.active and info.status.get("pid") not in (None, os.getpid()):
@@ -474,13 +476,9 @@ def train_run(
         dataset = dataset if dataset is not None else load_dataset(config.data)
         data = split_data(dataset, config)
         strategy = choose_strategy(strategy) if isinstance(strategy, str) else strategy
-        initial_epoch, history = 0, []
-        last = info.dir / "weights" / "last.keras"
-        if resume and last.is_file():
-            initial_epoch = int(runs.read_json(info.dir / "weights" / "last.json")["epoch"])
-            history = [r for r in runs.read_history(info.dir) if r["epoch"] <= initial_epoch]
+        if initial_epoch:
             with strategy.scope():
-                model = load_model(last, compile=True)
+                model = load_model(info.dir / "weights" / "last.keras", compile=True)
         else:
             with strategy.scope():
                 model = build_model(config)

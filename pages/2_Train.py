@@ -27,6 +27,7 @@ from fer_core.config import (
 from fer_core.data import DEMO, DataError, load_dataset
 from fer_core.labels import PUBLIC_TEST
 from fer_core.models import list_models
+from fer_core.text import escape_markdown
 from ui import state
 
 POLL_RUNNING_S = 1.0  # how often the live panel re-reads the run folder while a job runs
@@ -152,20 +153,21 @@ st.caption("Training sees: " + ", ".join(f"{name} {n:,}" for name, n in splits.i
 
 def _show_run_end(info: runs.RunInfo) -> None:
     error = info.status.get("error")
+    name = escape_markdown(info.name)  # a run name is free text: never links or images
     if info.state == "failed":
-        st.error(f"Run **{info.name}** failed: {error or 'no reason recorded'}")
+        st.error(f"Run **{name}** failed: {error or 'no reason recorded'}")
         log = jobs.job_status(info.dir).log_tail
         if log:
             with st.expander("End of job.log"):
                 st.code(log, language="text")
     elif info.state == "stopped":
-        st.warning(f"Run **{info.name}** was stopped after {info.epoch} of {info.epochs} "
+        st.warning(f"Run **{name}** was stopped after {info.epoch} of {info.epochs} "
                    f"epochs{': ' + error if error else ''}. It can be resumed below.")
     elif info.state == "finished":
         best = form.best_val_accuracy(runs.read_history(info.dir))
         best_text = f"; best validation accuracy {100 * best:.2f}%" if best is not None else ""
         early = " (early stopping)" if info.status.get("early_stopped") else ""
-        st.success(f"Run **{info.name}** finished after {info.epoch} epochs{early}{best_text}.")
+        st.success(f"Run **{name}** finished after {info.epoch} epochs{early}{best_text}.")
 
 
 def _live_panel() -> None:
@@ -194,7 +196,7 @@ def _live_panel() -> None:
     progress = form.live_progress(info, events, history=history)
     title = "Training now" if job else "Latest run"
     model = info.config.model if info.config else "?"
-    st.subheader(f"{title}: {info.name}")
+    st.subheader(f"{title}: {escape_markdown(info.name)}")
     st.caption(f"{model} · run `{info.id}` · {info.state}")
     batch_text = f", batch {progress.batch}/{progress.steps}" if progress.running else ""
     st.progress(progress.epoch_fraction,
@@ -446,7 +448,7 @@ else:
 if info.active:
     st.caption("A running run cannot be deleted; stop it first.")
 elif st.session_state.get("train_confirm_delete") == info.id:
-    st.warning(f"Delete run **{info.name}** (`{info.id}`) and all its files? "
+    st.warning(f"Delete run **{escape_markdown(info.name)}** (`{info.id}`) and all its files? "
                f"This cannot be undone.")
     y, n = st.columns(2)
     if y.button("Yes, delete it", key="train_delete_yes", type="primary"):

@@ -21,6 +21,7 @@ from fer_core.data import save_upload
 from fer_core.eval_charts import confusion_diff_figure, confusion_figure
 from fer_core.labels import EMOTIONS
 from fer_core.models import default_model_path
+from fer_core.text import escape_markdown
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
 UPLOAD = "Upload a FER-format CSV…"
@@ -57,10 +58,10 @@ def _model_specs() -> dict[str, str]:
 def _evaluate(spec: str, images: np.ndarray, labels: np.ndarray, entry: str, tta: bool,
               source: str) -> ev.EvalResult | None:
     try:
-        with st.spinner(f"Evaluating {spec} on {len(labels):,} faces…"):
+        with st.spinner(f"Evaluating {escape_markdown(spec)} on {len(labels):,} faces…"):
             return ev.evaluate_cached(spec, images, labels, split=entry, tta=tta, source=source)
     except (ValueError, OSError) as exc:
-        st.error(f"Cannot evaluate {spec}: {exc}")
+        st.error(f"Cannot evaluate {escape_markdown(spec)}: {exc}")
         return None
 
 
@@ -203,7 +204,8 @@ with tab_compare:
                 "B": [result_b.accuracy, result_b.macro_f1],
                 "B - A": [cmp.accuracy_diff, cmp.macro_f1_diff],
             }, index=["accuracy", "macro-F1"])
-            st.caption(f"A = {specs[spec]}  ·  B = {specs[other]}")
+            st.caption(f"A = {escape_markdown(specs[spec])}  ·  "
+                       f"B = {escape_markdown(specs[other])}")
             st.dataframe(summary.style.format("{:+.3f}", subset=["B - A"])
                          .format("{:.3f}", subset=["A", "B"]), key="eval_cmp_summary")
             per_class = pd.DataFrame({

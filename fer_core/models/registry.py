@@ -7,6 +7,7 @@ import inspect
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import keras
 import numpy as np
+
+from fer_core.models.cost import check_model_cost, trial_forward
 
 MAX_MODEL_UPLOAD_BYTES = 100 * 2**20  # our models are a few MB; mini-Xception at width 64 ~ 10
 
@@ -81,10 +84,38 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         raise ValueError(f"{path}: only native .keras model files are accepted")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
+    problem = _archive_damage(path)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:  # Keras raises many types for corrupt or foreign files
         raise ValueError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def _archive_damage(path: Path) -> str | None:
+    """Why `path` is not an intact `.keras` zip archive (empty, truncated, a member failing
+    its CRC check, no config.json), or None. Keras itself calls all of these "File not
+    found" or a bare zip error."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "the model file is empty (0 bytes): not a valid .keras zip archive"
+        if not zipfile.is_zipfile(path):
+            return (f"the model file is damaged or truncated ({size:,} bytes): not a valid "
+                    ".keras zip archive")
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            names = set(zf.namelist())
+    except OSError as exc:
+        return f"the model file cannot be read: {exc.strerror or exc}"
+    except (zipfile.BadZipFile, EOFError, zlib.error, ValueError) as exc:
+        return f"the model file is damaged or truncated ({exc}): not a valid .keras zip archive"
+    if bad is not None:
+        return f"the model file is damaged: {bad!r} in the archive fails its CRC check"
+    if "config.json" not in names:
+        return "not a Keras model file (no config.json in the .keras archive)"
+    return None
 
 
 def export_model(src: str | os.PathLike, dst: str | os.PathLike, *,
@@ -123,7 +154,10 @@ def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLO
 
     The bytes must be a native `.keras` archive of at most `max_bytes`, not a zip bomb, and
     load under safe mode (no code from `Lambda` layers); it is loaded from a hidden
-    temporary file and only renamed into place once it did. ValueError says what is wrong.
+    temporary file and only renamed into place once it did. A model that loads can still
+    be a compute bomb, so its cost per face is bounded from its layers' shapes
+    (`cost.check_model_cost`) and one face is run with a time limit (`cost.trial_forward`)
+    first. ValueError says what is wrong.
     The stored name comes from the content's hash, never from `name`.
     """
     from fer_core.data import archive_problem, cache_dir
@@ -151,12 +185,12 @@ def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLO
     folder = cache_dir() / "models"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.blake2b(data, digest_size=8).hexdigest()}.keras"
-    if path.is_file():
-        return path
     tmp = folder / f".{path.stem}.{os.getpid()}.tmp.keras"
     try:
         tmp.write_bytes(data)
-        load_model(tmp)
+        model = load_model(tmp)
+        check_model_cost(model)  # from the layers' shapes, before anything runs
+        trial_forward(model)
         os.replace(tmp, path)
     except ValueError as exc:
         raise ValueError(f"{label}: {str(exc).removeprefix(f'{tmp}: ')}") from None

@@ -33,7 +33,12 @@ DEMO = "demo"
 DEFAULT_CSV = "data/fer2013.csv"  # relative to the working directory (the repo root)
 CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
 CACHE_KEEP = 6  # datasets kept in the on-disk cache; the least recently used go first
-UPLOADS_KEEP = 3  # uploaded files kept in the cache folder
+# Uploads stay in the cache folder while anything may use them: evicted (oldest first) only
+# when no run's config names them and unused for a day, once they exceed the size in all or
+# are a month old. Each can be 290 MB (Kaggle's CSV).
+UPLOADS_MAX_BYTES = 4 * 2**30
+UPLOADS_RECENT_SECONDS = 24 * 3600  # used this recently: kept (another session's dataset)
+UPLOADS_MAX_AGE_SECONDS = 30 * 24 * 3600
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm")
 # Limits on what a user's file may make the loader hold in memory. FER2013's CSV is ~290 MB
 # (~90 MB zipped, 35,887 images in the image-folder edition), far inside all of them.
@@ -212,6 +217,7 @@ def _load_source(source: str | os.PathLike | bytes, name: str | None, skip_bad: 
                              skip_bad=skip_bad)
             return _cached(key, label, use_cache,
                            lambda: _load_image_folder(path, label, skip_bad, files))
+        mark_used(path)
         key = _cache_key(kind="path", signature=_file_signature(path), skip_bad=skip_bad)
         return _cached(key, label, use_cache, lambda: _load_file(path, label, skip_bad))
     except OSError as exc:  # unreadable: permissions, a vanished file, an I/O error
@@ -240,7 +246,8 @@ def save_upload(data: bytes, name: str) -> Path:
     """Keep uploaded bytes as a file in the cache folder (named by content), so the dataset
     can be reloaded by path after the upload widget is gone (another page, a new session).
     Raises DataError above MAX_UPLOAD_BYTES. The file name is reduced to safe characters, so
-    nothing is written outside the cache folder whatever the name."""
+    nothing is written outside the cache folder whatever the name. Other uploads are evicted
+    only when nothing uses them (see UPLOADS_MAX_BYTES)."""
     check_upload_size(len(data), f"upload:{name}")
     folder = cache_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -250,11 +257,74 @@ def save_upload(data: bytes, name: str) -> Path:
         tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    os.utime(path)
-    uploads = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in uploads[UPLOADS_KEEP:]:  # uploads can be 290 MB each: keep the latest few
-        old.unlink(missing_ok=True)
+    mark_used(path)
+    _prune_uploads(folder, path)
     return path
+
+
+def mark_used(path: str | os.PathLike) -> None:
+    """Record that an upload (a file of cache_dir()/uploads; anything else is left alone) is
+    in use now, in its access time: the mtime, part of every cache key, is kept."""
+    try:
+        path = Path(path).expanduser().resolve()
+        if path.parent != (cache_dir() / "uploads").resolve():
+            return
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+    except OSError:
+        pass  # gone or read-only: eviction then goes by its mtime
+
+
+def _prune_uploads(folder: Path, keep: Path) -> None:
+    """Delete uploads nobody uses, oldest first, while they exceed UPLOADS_MAX_BYTES in all
+    or are older than UPLOADS_MAX_AGE_SECONDS. Never `keep`, a file being written (.tmp),
+    one used in the last UPLOADS_RECENT_SECONDS, or one a run's config names as its data
+    (resuming the run reads it again)."""
+    now, total, old = time.time(), 0, []
+    for p in folder.iterdir():
+        try:
+            info = p.stat()
+        except OSError:
+            continue
+        total += info.st_size
+        used = max(info.st_atime, info.st_mtime)
+        if p != keep and not p.name.endswith(".tmp") and now - used > UPLOADS_RECENT_SECONDS:
+            old.append((used, info.st_size, p))
+    if not old or (total <= UPLOADS_MAX_BYTES
+                   and min(old)[0] >= now - UPLOADS_MAX_AGE_SECONDS):
+        return
+    in_use = _run_data_paths()
+    if in_use is None:
+        return
+    for used, size, p in sorted(old):
+        if total <= UPLOADS_MAX_BYTES and used >= now - UPLOADS_MAX_AGE_SECONDS:
+            break
+        if p.resolve() not in in_use:
+            p.unlink(missing_ok=True)
+            total -= size
+
+
+def _run_data_paths() -> set[Path] | None:
+    """The resolved `data` of every run's config (unreadable runs too: their config.json is
+    read as plain JSON); None when the runs cannot be listed, so nothing is evicted."""
+    from fer_core import runs  # runs imports config only; late, as only eviction needs it
+
+    found = set()
+    try:
+        for run in runs.list_runs():
+            value = run.config.data if run.config else _raw_config_data(run.dir)
+            if value:
+                found.add(Path(value).expanduser().resolve())
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def _raw_config_data(run_dir: Path) -> str | None:
+    try:
+        value = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def check_upload_size(size: int, label: str, limit: int | None = None) -> None:

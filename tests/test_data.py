@@ -7,6 +7,7 @@ import io
 import os
 import re
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -429,13 +430,15 @@ def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
     _assert_same(ds, images[keep], labels[keep], usage[keep])
 
 
-def test_only_the_latest_uploads_are_kept(monkeypatch) -> None:
-    monkeypatch.setattr(data, "UPLOADS_KEEP", 2)
+def test_old_unused_uploads_are_evicted_beyond_the_size_budget(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(data, "UPLOADS_MAX_BYTES", 40)
     paths = []
     for i in range(4):
         paths.append(data.save_upload(f"emotion,pixels\n{i}".encode(), f"f{i}.csv"))
-        os.utime(paths[-1], (1e9 + i, 1e9 + i))  # distinct mtimes, oldest first
-    data.save_upload(b"emotion,pixels\n3", "f3.csv")  # re-saving refreshes, prunes
+        two_days_ago = time.time() - 2 * 86400 + i
+        os.utime(paths[-1], (two_days_ago, two_days_ago))  # not used lately, oldest first
+    data.save_upload(b"emotion,pixels\n3", "f3.csv")  # re-saving marks it used, prunes
     assert [p.exists() for p in paths] == [False, False, True, True]
 
 

@@ -21,6 +21,17 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine", "none")
 MONITORS: tuple[str, ...] = ("val_accuracy", "val_loss")
 VAL_SOURCES: tuple[str, ...] = ("publictest", "fraction")
+MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeding take 32-bit seeds
+# Sane ranges of the registered models' options (their builders' defaults in
+# fer_core.models.list_models(): width and convs are ints, dropout and l2 floats), checked
+# here without TensorFlow: (type, low, high, high excluded). Unknown names are
+# train.check_config's, which knows each model's own options.
+MODEL_OPTION_RANGES: dict[str, tuple[type, float, float, bool]] = {
+    "width": (int, 1, 512, False),
+    "convs": (int, 1, 6, False),
+    "dropout": (float, 0.0, 1.0, True),
+    "l2": (float, 0.0, 1.0, False),
+}
 
 
 class ConfigError(ValueError):
@@ -203,13 +214,15 @@ def _reject_unknown(values: dict[str, Any]) -> None:
         )
 
 
-def _int(name: str, value: Any, *, minimum: int) -> int:
+def _int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be an integer, got {value!r}")
     if isinstance(value, float) and not value.is_integer():
         raise ConfigError(name, f"must be a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(name, f"must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be <= {maximum}, got {value!r}")
     return int(value)
 
 
@@ -246,6 +259,22 @@ def _json_dict(name: str, value: Any) -> dict:
     return copy.deepcopy(value)
 
 
+def _model_kwargs(name: str, value: Any) -> dict:
+    """The options object, each known option checked against MODEL_OPTION_RANGES (a bool
+    is not a number: {"width": true} would build width 1)."""
+    options = _json_dict(name, value)
+    for key, option in options.items():
+        if key not in MODEL_OPTION_RANGES:
+            continue
+        kind, low, high, high_open = MODEL_OPTION_RANGES[key]
+        try:
+            options[key] = (_int(key, option, minimum=int(low), maximum=int(high)) if kind is int
+                            else _float(key, option, low=low, high=high, high_open=high_open))
+        except ConfigError as exc:
+            raise ConfigError(name, f"{key} {exc.problem}") from None
+    return options
+
+
 def _check(name: str, value: Any) -> Any:
     """Validate and normalise one field; raises ConfigError naming it."""
     if name in ("name", "model", "data"):
@@ -258,7 +287,7 @@ def _check(name: str, value: Any) -> Any:
             raise ConfigError(name, f"must be at most 200 characters, got {len(value)}")
         return value
     if name == "model_kwargs":
-        return _json_dict(name, value)
+        return _model_kwargs(name, value)
     if name == "augment":
         return None if value is None else _json_dict(name, value)
     if name == "val_source":
@@ -275,7 +304,9 @@ def _check(name: str, value: Any) -> Any:
         return value
     if name in ("epochs", "batch_size"):
         return _int(name, value, minimum=1)
-    if name in ("plateau_patience", "warmup_epochs", "early_stop_patience", "seed"):
+    if name == "seed":
+        return _int(name, value, minimum=0, maximum=MAX_SEED)
+    if name in ("plateau_patience", "warmup_epochs", "early_stop_patience"):
         return _int(name, value, minimum=0)
     if name == "learning_rate":
         return _float(name, value, low=0.0, low_open=True)

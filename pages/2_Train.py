@@ -24,7 +24,7 @@ from fer_core.config import (
     ConfigError,
     TrainConfig,
 )
-from fer_core.data import DEMO, DataError, load_dataset
+from fer_core.data import DEMO, DataError
 from fer_core.labels import PUBLIC_TEST
 from fer_core.models import list_models
 from fer_core.text import escape_markdown
@@ -50,7 +50,7 @@ st.title("Train")
 def _dataset_summary(source: str, skip_bad: bool) -> dict:
     """Split sizes of `source` loaded as a job loads it (no split made on the Dataset page),
     and how many bad rows skipping hides (a job would fail on them)."""
-    ds = load_dataset(source, skip_bad=skip_bad)
+    ds = state.load_source(source, skip_bad=skip_bad)
     sizes = {name: int(sum(per.values())) for name, per in ds.counts().items()}
     return {"source": ds.source, "splits": sizes, "skipped": int(ds.skipped)}
 

@@ -2,13 +2,15 @@
 
 The choice (a path or "demo", plus "skip bad rows" and an optional seeded split) lives in
 `st.session_state`; the loaded arrays live in `st.cache_data`, keyed by the source and the
-file's size and mtime, so switching pages never reloads the CSV and an edited file is
-reloaded. fer_core's on-disk cache makes even a fresh session's first load fast.
+file's size and mtime (for a folder, those of every image in it), so switching pages never
+reloads the CSV and an edited file is reloaded. fer_core's on-disk cache makes even a fresh
+session's first load fast. Any failure to load (not only DataError) reaches the pages as a
+DataError, so a bad file breaks a message, never a page.
 
     from ui.state import load_active_dataset, show_dataset_banner
     try:
         ds = load_active_dataset()
-    except DataError as exc:
+    except DataError as exc:  # any failure to load arrives as a DataError
         st.error(str(exc)); st.stop()
     show_dataset_banner(ds)
 """
@@ -17,12 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
 
 import streamlit as st
 
-from fer_core.data import DataError, FerDataset, load_dataset, resolve_source, split_dataset
+from fer_core.data import (
+    DataError,
+    FerDataset,
+    as_data_error,
+    load_dataset,
+    mark_used,
+    resolve_source,
+    source_signature,
+    split_dataset,
+)
 
 ACTIVE_SOURCE = "active_source"  # session_state: path or "demo" (read by resolve_source)
 ACTIVE_LABEL = "active_source_label"  # session_state: what to call it ("upload:<name>")
@@ -30,8 +39,8 @@ ACTIVE_SKIP_BAD = "active_skip_bad"  # session_state: skip bad rows instead of f
 ACTIVE_SPLIT = "active_split"  # session_state: (val_fraction, test_fraction, seed) or None
 
 __all__ = [
-    "DataError", "active_source", "set_active_source", "load_active_dataset", "dataset_key",
-    "dataset_caption", "show_dataset_banner",
+    "DataError", "active_source", "set_active_source", "load_active_dataset", "load_source",
+    "dataset_key", "dataset_caption", "show_dataset_banner",
 ]
 
 
@@ -60,20 +69,31 @@ def dataset_key() -> str:
     functions that take the dataset itself as an unhashed `_ds` argument."""
     source = active_source()
     return json.dumps([source, st.session_state.get(ACTIVE_SKIP_BAD, False),
-                       st.session_state.get(ACTIVE_SPLIT), _signature(source)])
+                       st.session_state.get(ACTIVE_SPLIT), source_signature(source)])
 
 
 def load_active_dataset() -> FerDataset:
-    """The active dataset (cached). Raises DataError for bad data: show it with st.error."""
+    """The active dataset (cached). Raises DataError for any failure to load it (bad data,
+    a loader bug, exhausted memory): show it with st.error."""
     source = active_source()
     split = st.session_state.get(ACTIVE_SPLIT)
+    mark_used(source)  # an uploaded file in use is not evicted by other sessions' uploads
     return cached_dataset(
         source,
         skip_bad=bool(st.session_state.get(ACTIVE_SKIP_BAD, False)),
         split=tuple(split) if split else None,
         label=st.session_state.get(ACTIVE_LABEL),
-        signature=_signature(source),
+        signature=source_signature(source),
     )
+
+
+def load_source(source: str, *, skip_bad: bool = False) -> FerDataset:
+    """load_dataset, every failure raised as a DataError naming the source and what it was:
+    the one catch-all between the loaders and the pages."""
+    try:
+        return load_dataset(source, skip_bad=skip_bad)
+    except Exception as exc:  # any loader failure becomes a message on the page
+        raise as_data_error(str(source), exc) from exc
 
 
 @st.cache_data(max_entries=3, show_spinner="Loading the dataset ...")
@@ -85,10 +105,11 @@ def cached_dataset(
     label: str | None = None,
     signature: str = "",
 ) -> FerDataset:
-    """load_dataset behind st.cache_data; `signature` (size and mtime) invalidates it when
-    the file changes. A split is applied only to data that has a single split."""
+    """load_source behind st.cache_data; `signature` (source_signature) invalidates it when
+    the file, or a file in the folder, changes. A split is applied only to data that has a
+    single split."""
     del signature  # only part of the cache key
-    ds = load_dataset(source, skip_bad=skip_bad)
+    ds = load_source(source, skip_bad=skip_bad)
     if split and len(ds.splits()) == 1:
         ds = split_dataset(ds, val_fraction=split[0], test_fraction=split[1], seed=split[2])
     if label:
@@ -112,10 +133,3 @@ def show_dataset_banner(ds: FerDataset) -> None:
     else:
         st.caption(dataset_caption(ds))
 
-
-def _signature(source: str) -> str:
-    try:
-        st_ = os.stat(Path(source).expanduser())
-    except OSError:
-        return ""
-    return f"{st_.st_size}:{st_.st_mtime_ns}"

@@ -12,19 +12,57 @@ import json
 import os
 
 ICE_ENV = "FER_ICE_SERVERS"
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+_SERVER_KEYS = ("urls", "username", "credential")
+_EXAMPLE = '[{"urls": "stun:host:3478"}]'
 
 
 def ice_servers() -> tuple[list[dict], str | None]:
-    """ICE servers from `FER_ICE_SERVERS` (JSON list), [] when unset; and a problem, if any."""
+    """ICE servers from `FER_ICE_SERVERS` (JSON list), [] when unset; and a problem, if any
+    (then no servers: a malformed setting must not fail later, when the stream starts)."""
     text = os.environ.get(ICE_ENV, "").strip()
     if not text:
         return [], None
     try:
         servers = json.loads(text)
-        if not isinstance(servers, list) or not all(
-            isinstance(s, dict) and "urls" in s for s in servers
-        ):
-            raise ValueError('expected a JSON list like [{"urls": "stun:host:3478"}]')
-    except ValueError as exc:
-        return [], f"{ICE_ENV} is not valid ({exc}); using no ICE servers"
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting thousands deep
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return [], f"{ICE_ENV} is not valid JSON ({problem}); using no ICE servers"
+    problem = ice_servers_problem(servers)
+    if problem:
+        return [], f"{ICE_ENV} is not valid ({problem}); using no ICE servers"
     return servers, None
+
+
+def ice_servers_problem(servers: object) -> str | None:
+    """What is wrong with a decoded ICE server list, or None: it must be a list of objects,
+    each with `urls` (a stun:/turn: URL or a non-empty list of them) and optionally
+    `username` and `credential` strings."""
+    if not isinstance(servers, list):
+        return f"expected a JSON list like {_EXAMPLE}, got {type(servers).__name__}"
+    for i, server in enumerate(servers):
+        where = f"server {i + 1}"
+        if not isinstance(server, dict):
+            return f"{where} is {type(server).__name__}, expected an object like {_EXAMPLE[1:-1]}"
+        unknown = sorted(set(server) - set(_SERVER_KEYS))
+        if unknown:
+            return (f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                    f"known: {', '.join(_SERVER_KEYS)}")
+        problem = _urls_problem(server.get("urls")) or next(
+            (f"{key} must be a string, got {type(server[key]).__name__}"
+             for key in _SERVER_KEYS[1:] if key in server and not isinstance(server[key], str)),
+            None)
+        if problem:
+            return f"{where}: {problem}"
+    return None
+
+
+def _urls_problem(urls: object) -> str | None:
+    urls = [urls] if isinstance(urls, str) else urls
+    if not isinstance(urls, list) or not urls:
+        return f"urls must be a URL string or a non-empty list of them, got {urls!r}"[:160]
+    for url in urls:
+        if not isinstance(url, str) or not url.lower().startswith(ICE_SCHEMES):
+            return (f"urls entry {url!r} is not a {'/'.join(s[:-1] for s in ICE_SCHEMES)} "
+                    "URL")[:160]
+    return None

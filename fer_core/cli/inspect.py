@@ -12,7 +12,7 @@ import argparse
 import json
 
 from fer_core import data
-from fer_core.data import DataError, resolve_source
+from fer_core.data import resolve_source
 from fer_core.labels import EMOTIONS
 from fer_core.quality import quality_problems
 
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     source = resolve_source(args.path)
     try:
         report = inspect_report(source, skip_bad=args.skip_bad, use_cache=not args.no_cache)
-    except DataError as exc:
+    except Exception as exc:  # any failure to load is the error line (or object), no traceback
+        exc = data.as_data_error(source, exc)
         if args.json:
             print(json.dumps({"source": source, "rows": 0, "splits": {}, "problems": [str(exc)],
                               "error": str(exc)}))

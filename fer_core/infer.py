@@ -18,13 +18,12 @@ to it (the browser test reads it to see what the server saw).
 
 from __future__ import annotations
 
-import collections
 import io
 import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -33,6 +32,7 @@ import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import tensorflow as tf
 from fer_core.detect import Box, FaceDetector, iou
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
+from fer_core.stream import FrameTiming, StreamMonitor
 
 FRAME_LOG_ENV = "FER_FRAME_LOG"
 # Page defaults: a full-frame face scan every 5th frame (others re-find known faces nearby),
@@ -70,17 +70,6 @@ class FacePrediction:
         }
 
 
-@dataclass(frozen=True)
-class FrameTiming:
-    """Where one frame's time went, in milliseconds."""
-
-    detect_ms: float
-    classify_ms: float
-    total_ms: float
-    faces: int
-    full_scan: bool
-
-
 class Classifier:
     """A Keras FER model behind one traced `tf.function`; safe to share between threads.
 
@@ -112,6 +101,12 @@ class Classifier:
             for n in range(1, self.SMALL_BATCH + 1):
                 self.predict(np.full((n, IMG_SIZE, IMG_SIZE), 128, np.uint8))
             self._check(self.predict(np.full((2, IMG_SIZE, IMG_SIZE), 128, np.uint8)))
+
+    def tracing_count(self) -> int:
+        """How many times the model has been traced (or compiled): constant after warm-up, as
+        long as nothing clears TensorFlow's state under it."""
+        small = self._small_fn.experimental_get_tracing_count() if self._small_fn else 0
+        return self._fn.experimental_get_tracing_count() + small
 
     def _check(self, probs: np.ndarray) -> None:
         if probs.shape != (2, NUM_CLASSES):
@@ -307,69 +302,6 @@ class FaceTracker:
             return ids, smoothed
 
 
-@dataclass
-class StreamMonitor:
-    """What the UI thread shows about a stream, written by the frame thread under a lock:
-    counts, recent timings and FPS, the latest faces, and the main face's recent history."""
-
-    history_s: float = 30.0
-    frames: int = 0
-    errors: int = 0
-    last_error: str | None = None
-    latest: list[FacePrediction] = field(default_factory=list)
-    _timings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=90))
-    _stamps: collections.deque = field(default_factory=lambda: collections.deque(maxlen=90))
-    _timeline: collections.deque = field(default_factory=collections.deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, timing: FrameTiming, faces: list[FacePrediction]) -> None:
-        now = time.time()
-        with self._lock:
-            self.frames += 1
-            self._timings.append(timing)
-            self._stamps.append(now)
-            self.latest = list(faces)
-            if faces:
-                self._timeline.append((now, faces[0].probs))
-            while self._timeline and self._timeline[0][0] < now - self.history_s:
-                self._timeline.popleft()
-
-    def record_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-
-    def last_timing(self) -> FrameTiming | None:
-        with self._lock:
-            return self._timings[-1] if self._timings else None
-
-    def snapshot(self) -> dict:
-        """A consistent copy for drawing: counts, FPS over the last frames, median timings,
-        latest faces, and the main face's (time, probs) history."""
-        with self._lock:
-            stamps = list(self._stamps)
-            timings = list(self._timings)
-            fps = 0.0
-            # No frame for 2 s: the stream stopped or stalled, so it runs at 0 FPS.
-            if len(stamps) > 1 and stamps[-1] > stamps[0] and time.time() - stamps[-1] < 2.0:
-                fps = (len(stamps) - 1) / (stamps[-1] - stamps[0])
-
-            def med(attr: str) -> float:
-                return float(np.median([getattr(t, attr) for t in timings])) if timings else 0.0
-
-            return {
-                "frames": self.frames,
-                "errors": self.errors,
-                "last_error": self.last_error,
-                "fps": fps,
-                "frame_ms": med("total_ms"),
-                "detect_ms": med("detect_ms"),
-                "classify_ms": med("classify_ms"),
-                "faces": list(self.latest),
-                "timeline": list(self._timeline),
-            }
-
-
 _LOG_LOCK = threading.Lock()
 
 
@@ -418,6 +350,8 @@ def process_frame(
     margin: float = 0.1,
     whole_image: bool = False,
     draw: bool = True,
+    captured_at: float | None = None,
+    dropped: int = 0,
 ) -> tuple[np.ndarray, list[FacePrediction]]:
     """Detect, classify and draw every face of one frame; never raises.
 
@@ -426,9 +360,12 @@ def process_frame(
       `smoothing` and full scans happen every `rescan_every` frames (without it, every frame).
     whole_image: skip detection and classify the whole image as one face (photos where the
       detector finds none).
+    captured_at, dropped: the frame's capture time stamp (s) and the stream's frames skipped
+      before it, passed to the monitor for lag and drop figures.
     Returns (annotated frame, faces largest first). On an error the frame comes back as it
     came (or as BGR if it could be converted), with no faces; the monitor counts the error.
     """
+    started_at = time.time()
     start = time.perf_counter()
     image = frame_bgr
     try:
@@ -471,7 +408,9 @@ def process_frame(
                 faces=len(faces),
                 full_scan=refind is None,
             )
-            monitor.record(timing, faces)
+            monitor.record(
+                timing, faces, captured_at=captured_at, started_at=started_at, dropped=dropped
+            )
         _log_frame(faces)
         return annotated, faces
     except Exception as exc:  # the stream must survive any bad frame or model failure

@@ -30,16 +30,19 @@ from fer_core.infer import (
     Classifier,
     FacePrediction,
     FaceTracker,
-    StreamMonitor,
     decode_image,
     process_frame,
 )
 from fer_core.labels import EMOTIONS
 from fer_core.models import default_model_path, load_model, save_model_upload
+from fer_core.stream import DROP_WARNING, StreamMonitor
 from fer_core.webrtc import ice_servers
+import ui  # noqa: F401  (keeps Streamlit from clearing the cached models' Keras state)
 
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
-PANEL_REFRESH_S = 0.5  # how often the panel beside the video redraws while playing
+PANEL_REFRESH_S = 1.0  # how often the numbers beside the video redraw while playing
+TIMELINE_REFRESH_S = 3.0  # how often the timeline chart redraws (a chart costs the browser)
+TIMELINE_STEP_S = 0.25  # one timeline point per this many seconds
 PHOTO_DETECT_WIDTH = 1024  # photos are scanned at more detail than webcam frames
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 STREAM_KEY = "live_stream"  # session_state: this browser session's tracker + monitor
@@ -177,18 +180,25 @@ with webcam_tab:
     tracker: FaceTracker = stream["tracker"]
     monitor: StreamMonitor = stream["monitor"]
 
-    def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
+    def process_newest(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         # Runs in the webrtc worker thread: fer_core only, never st.*; nothing may escape.
+        # Only the newest frame is processed; the ones queued behind it are dropped (and
+        # counted), so the boxes never fall behind the camera.
+        frame = frames[-1]
         try:
             image = frame.to_ndarray(format="bgr24")
             annotated, _ = process_frame(
                 image, detector, classifier, tracker=tracker, smoothing=smoothing,
-                rescan_every=rescan_every, monitor=monitor,
+                rescan_every=rescan_every, monitor=monitor, captured_at=frame.time,
+                dropped=len(frames) - 1,
             )
-            return av.VideoFrame.from_ndarray(annotated, format="bgr24")  # pts copied by webrtc
+            return [av.VideoFrame.from_ndarray(annotated, format="bgr24")]  # pts set by webrtc
         except Exception as exc:  # a frame that cannot be converted: pass it through
             monitor.record_error(exc)
-            return frame
+            return [frame]
+
+    async def queued_frames_callback(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        return process_newest(frames)
 
     servers, ice_problem = ice_servers()
     if ice_problem:
@@ -200,7 +210,7 @@ with webcam_tab:
             mode=WebRtcMode.SENDRECV,
             rtc_configuration={"iceServers": servers},
             media_stream_constraints={"video": True, "audio": False},
-            video_frame_callback=video_frame_callback,
+            queued_video_frames_callback=queued_frames_callback,
             async_processing=True,
         )
         st.caption(
@@ -211,19 +221,37 @@ with webcam_tab:
 
     @st.fragment(run_every=PANEL_REFRESH_S if playing else None)
     def live_panel() -> None:
+        # Light elements only: this reruns every PANEL_REFRESH_S while the camera plays, and
+        # each rerun costs the server and the browser CPU that the stream needs.
         snap = monitor.snapshot()
-        fps, frame_ms, errors = st.columns(3)
-        fps.metric("FPS", f"{snap['fps']:.1f}")
+        fps, lag, dropped, frame_ms = st.columns(4)
+        fps.metric("Frames/s", f"{snap['fps']:.0f}",
+                   help=f"processed per second, of {snap['camera_fps']:.0f} arriving")
+        lag.metric(
+            "Behind camera", "-" if snap["lag_ms"] is None else f"{snap['lag_ms']:.0f} ms",
+            help="median extra delay of a frame from its capture time stamp to the end of its "
+            "processing, over the fastest frame seen (95th percentile: "
+            + ("-" if snap["lag_p95_ms"] is None else f"{snap['lag_p95_ms']:.0f} ms") + ")",
+        )
+        dropped.metric("Dropped", f"{snap['drop_share']:.0%}",
+                       help=f"{snap['dropped']} frames skipped since START to stay current")
         frame_ms.metric(
             "Per frame", f"{snap['frame_ms']:.0f} ms",
             help=f"median of recent frames: detection {snap['detect_ms']:.1f} ms, "
             f"classification {snap['classify_ms']:.1f} ms",
         )
-        errors.metric("Frame errors", snap["errors"])
         st.caption(
-            f"{snap['frames']} frames · detection {snap['detect_ms']:.1f} ms · "
+            f"{snap['frames']} frames processed · {snap['dropped']} dropped · "
+            f"{snap['errors']} failed · detection {snap['detect_ms']:.1f} ms · "
             f"classification {snap['classify_ms']:.1f} ms"
         )
+        if playing and snap["drop_share"] > DROP_WARNING:
+            st.warning(
+                f"This machine cannot keep up with the camera: {snap['drop_share']:.0%} of its "
+                f"frames are dropped ({snap['fps']:.0f} of {snap['camera_fps']:.0f} a second are "
+                "processed). The boxes stay current; to process more frames, lower the "
+                "detection width, scan the full frame less often, or close other programs."
+            )
         if snap["errors"]:
             st.warning(f"{snap['errors']} frame(s) failed and were passed through; "
                        f"last error: {snap['last_error']}")
@@ -236,12 +264,22 @@ with webcam_tab:
             main = faces[0]
             st.markdown(f"**Main face: {main.label}** ({main.confidence:.0%}) · "
                         f"{len(faces)} face(s) in view")
-            st.plotly_chart(probs_figure(faces), key="live_probs")
-        if snap["timeline"]:
-            st.plotly_chart(timeline_figure(snap["timeline"]), key="live_timeline")
+            for emotion, p in zip(EMOTIONS, main.probs, strict=True):
+                st.progress(float(min(max(p, 0.0), 1.0)), text=f"{emotion} {p:.0%}")
+            if len(faces) > 1:
+                st.caption(" · ".join(
+                    f"face {f.track_id}: {f.label} {f.confidence:.0%}" for f in faces[1:]
+                ))
+
+    @st.fragment(run_every=TIMELINE_REFRESH_S if playing else None)
+    def live_timeline() -> None:
+        timeline = monitor.timeline(TIMELINE_STEP_S)
+        if timeline:
+            st.plotly_chart(timeline_figure(timeline), key="live_timeline")
 
     with panel_col:
         live_panel()
+        live_timeline()
     if st.button("Reset tracking and statistics", key="live_reset"):
         st.session_state[STREAM_KEY] = {
             "tracker": FaceTracker(), "monitor": StreamMonitor(history_s=TIMELINE_S)

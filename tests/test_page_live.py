@@ -4,6 +4,7 @@ captured frame callback is then driven with real `av.VideoFrame`s, as the webrtc
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -54,6 +55,18 @@ def _run() -> AppTest:
     return at
 
 
+def _frame_callback(call: dict):
+    """The page's queued-frames callback as a plain function of one frame, as the webrtc
+    worker drives it (a list of the frames queued since the last call; here one)."""
+    queued = call["queued_video_frames_callback"]
+
+    def drive(frame):
+        (out,) = asyncio.run(queued([frame]))
+        return out
+
+    return drive
+
+
 def _png(image_bgr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image_bgr[:, :, ::-1]).save(buf, format="PNG")
@@ -66,7 +79,7 @@ def test_webrtc_call_is_sendrecv_without_ice_servers(env):
     assert call["mode"] == streamlit_webrtc.WebRtcMode.SENDRECV
     assert call["rtc_configuration"] == {"iceServers": []}
     assert call["media_stream_constraints"] == {"video": True, "audio": False}
-    assert callable(call["video_frame_callback"])
+    assert callable(call["queued_video_frames_callback"]) and call["async_processing"]
     assert at.selectbox(key="live_model").value == "default"
     assert any("Start the webcam" in i.value for i in at.info)
 
@@ -87,7 +100,7 @@ def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
     log = env.tmp / "frames.jsonl"
     monkeypatch.setenv("FER_FRAME_LOG", str(log))
     at = _run()
-    callback = env.calls[-1]["video_frame_callback"]
+    callback = _frame_callback(env.calls[-1])
     frame = face_frame(3)
     out = callback(av.VideoFrame.from_ndarray(frame, format="bgr24"))
     monitor = at.session_state["live_stream"]["monitor"]
@@ -112,14 +125,13 @@ def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
     # The panel shows what the callback saw on the next redraw.
     at.run()
     assert not at.exception
-    assert at.metric[2].value == "0"  # frame errors
-    assert any("5 frames" in c.value for c in at.caption)
+    assert any("5 frames processed · 0 dropped · 0 failed" in c.value for c in at.caption)
     assert any("No face in view" in i.value for i in at.info)  # the last frame had none
 
 
 def test_callback_counts_errors_and_page_shows_them(env):
     at = _run()
-    callback = env.calls[-1]["video_frame_callback"]
+    callback = _frame_callback(env.calls[-1])
 
     class Unconvertible:
         pts, time_base = None, None
@@ -130,7 +142,7 @@ def test_callback_counts_errors_and_page_shows_them(env):
     bad = Unconvertible()
     assert callback(bad) is bad
     at.run()
-    assert at.metric[2].value == "1"
+    assert any("1 failed" in c.value for c in at.caption)
     assert any("corrupt frame" in w.value for w in at.warning)
 
 
@@ -209,7 +221,7 @@ def test_own_model_upload_is_checked_then_used(env, tiny_model, monkeypatch):
     chosen = Path(at.selectbox(key="live_model").value)  # chosen, and kept in the cache folder
     assert chosen.parent == env.tmp / "cache" / "models" and chosen.read_bytes() == \
         tiny_model.read_bytes()
-    assert env.calls[-1]["video_frame_callback"]
+    assert env.calls[-1]["queued_video_frames_callback"]
 
     inputs = keras.Input((48, 48, 1))
     hostile = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(

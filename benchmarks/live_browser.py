@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--no-pipeline", action="store_true", help="skip live_pipeline.py")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment variable for the app's server (to compare settings)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
@@ -176,7 +178,8 @@ def main() -> None:
         for n_faces in {SCENARIOS[n][0] for n in names}:
             videos[n_faces] = tmp_path / f"faces{n_faces}.y4m"
             write_y4m(videos[n_faces], clip(n_faces), FPS, barcode=True)
-        with streamlit_server({}, tmp_path / "server.log") as (url, proc):
+        server_env = dict(item.split("=", 1) for item in args.server_env)
+        with streamlit_server(server_env, tmp_path / "server.log") as (url, proc):
             for run in range(args.runs):
                 for name in names:
                     n_faces, busy = SCENARIOS[name]

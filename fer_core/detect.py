@@ -32,9 +32,9 @@ class Box(NamedTuple):
     h: int
 
 
-def cascade_path() -> Path:
-    """Where OpenCV's wheel keeps the frontal-face cascade."""
-    return Path(cv2.data.haarcascades) / CASCADE_FILE
+def cascade_path(name: str = CASCADE_FILE) -> Path:
+    """Where OpenCV's wheel keeps a cascade (default: the frontal-face one)."""
+    return Path(cv2.data.haarcascades) / name
 
 
 class FaceDetector:
@@ -44,6 +44,7 @@ class FaceDetector:
     min_neighbors: overlapping hits a box needs to count (higher drops false faces).
     min_size: smallest face side, in pixels of the full-size frame.
     detect_width: the frame is shrunk to at most this width before scanning (0: never shrink).
+    cascade: which of OpenCV's shipped cascade files to use.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class FaceDetector:
         min_neighbors: int = 5,
         min_size: int = 40,
         detect_width: int = 320,
+        cascade: str = CASCADE_FILE,
     ) -> None:
         if not scale_factor > 1.0:
             raise ValueError(f"scale_factor must be above 1.0, got {scale_factor}")
@@ -65,7 +67,7 @@ class FaceDetector:
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)
         self.detect_width = int(detect_width)
-        path = cascade_path()
+        path = cascade_path(cascade)
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RuntimeError(f"could not load the Haar cascade {path}")

@@ -35,9 +35,13 @@ from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
 from fer_core.stream import FrameTiming, StreamMonitor
 
 FRAME_LOG_ENV = "FER_FRAME_LOG"
-# Page defaults: a full-frame face scan every 5th frame (others re-find known faces nearby),
-# and the weight of the past in the per-face exponential average of probabilities.
-DEFAULT_RESCAN_EVERY = 5
+# Page defaults: a full-frame face scan every 15th frame (half a second at 30 fps; the others
+# re-find the known faces near where they were, and a face lost triggers a full scan at
+# once), and the weight of the past in the per-face exponential average of probabilities. A
+# full Haar scan of a 640x480 frame at 320 px costs ~50 ms of CPU here
+# (benchmarks/face_detectors.py), a re-find ~2-4 ms per face: every 5th frame, as before,
+# cost 7 ms of CPU per frame more with one face (23 vs 16 ms), with the same faces found.
+DEFAULT_RESCAN_EVERY = 15
 DEFAULT_SMOOTHING = 0.6
 
 # BGR colour per emotion for boxes and labels, in EMOTIONS order.

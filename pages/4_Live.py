@@ -164,7 +164,7 @@ with st.sidebar:
         help="Weight of the past in each face's running average of probabilities (0: off).",
     )
     rescan_every = st.slider(
-        "Full scan every N frames", 1, 15, DEFAULT_RESCAN_EVERY, key="live_rescan",
+        "Full scan every N frames", 1, 30, DEFAULT_RESCAN_EVERY, key="live_rescan",
         help="Between full scans, known faces are looked for near their last place (faster). "
         "1: scan the whole frame every time.",
     )

@@ -102,6 +102,8 @@ def timeline_figure(timeline: list[tuple[float, tuple[float, ...]]]) -> go.Figur
     return fig
 
 
+st.set_page_config(page_title="Live · FER workbench", page_icon=":material/videocam:",
+                   layout="wide")
 st.title("Live")
 st.caption(
     "Every face in your webcam boxed and labelled with its emotion, in real time; or a photo. "

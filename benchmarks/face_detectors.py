@@ -118,6 +118,12 @@ def main() -> None:
             row["recall"], row["false_per_scene"] = recall(detector, scenes)
         rows[label] = row
 
+    yunet = hasattr(cv2, "FaceDetectorYN")
+    shipped = sorted(p.name for p in Path(cv2.data.haarcascades).glob("*.onnx"))
+    print(f"YuNet: cv2.FaceDetectorYN {'exists' if yunet else 'is missing'}; model files shipped "
+          f"with opencv-python-headless {cv2.__version__}: {shipped or 'none'} (the ONNX model "
+          "comes from opencv_zoo, a download), so it is not compared here")
+
     print(f"\nFull scans of a 640x480 frame (median of {args.repeat}); recall on "
           f"{len(scenes) if scenes else 0} FER2013 PublicTest faces placed in photos")
     print(f"{'detector':<20} {'1 face CPU':>10} {'3 faces CPU':>11} {'wall':>7} {'found 1/3':>9} "

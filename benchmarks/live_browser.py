@@ -84,7 +84,8 @@ def chromium_pids() -> list[int]:
     return pids
 
 
-def measure(url: str, server_pid: int, video: Path, seconds: float) -> dict[str, float]:
+def measure(url: str, server_pid: int, video: Path, seconds: float,
+            screenshot: Path | None = None) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -121,6 +122,8 @@ def measure(url: str, server_pid: int, video: Path, seconds: float) -> dict[str,
             elapsed = time.time() - t0
             cpu1, bcpu1 = cpu_seconds([server_pid]), cpu_seconds(pids[1:])
             outputs = frame.evaluate("__ferStats.outputs")
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     window = shown[n0:]
@@ -168,6 +171,7 @@ def main() -> None:
     parser.add_argument("--no-pipeline", action="store_true", help="skip live_pipeline.py")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment variable for the app's server (to compare settings)")
+    parser.add_argument("--screenshot", type=Path, help="PNG of the page, first run only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
@@ -187,7 +191,8 @@ def main() -> None:
                     if busy:
                         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     try:
-                        r = measure(url, proc.pid, videos[n_faces], args.seconds)
+                        shot = args.screenshot if run == 0 and name == names[0] else None
+                        r = measure(url, proc.pid, videos[n_faces], args.seconds, shot)
                     finally:
                         if hog is not None:
                             hog.kill()

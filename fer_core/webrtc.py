@@ -66,3 +66,51 @@ def _urls_problem(urls: object) -> str | None:
             return (f"urls entry {url!r} is not a {'/'.join(s[:-1] for s in ICE_SCHEMES)} "
                     "URL")[:160]
     return None
+
+
+def drop_stale_video_frames() -> bool:
+    """Make aiortc's relayed video tracks hand out only the newest frame waiting.
+
+    streamlit-webrtc relays the browser's camera track through `aiortc.contrib.media.MediaRelay`
+    with an unbounded queue. When the machine falls behind (the sender's loop pulls frames
+    slower than the camera sends them), frames pile up there, before the page's callback
+    ever sees them, and the boxes drift seconds behind the camera (1.3 s measured with a busy
+    CPU). With this patch a video track's `recv` skips to the newest queued frame and notes
+    how many it skipped in the frame's `opaque` attribute (`skipped_before`), so they are
+    counted as dropped. Audio and unbuffered relays are untouched. Idempotent; returns False
+    when aiortc is not installed.
+    """
+    try:
+        from aiortc.contrib.media import RelayStreamTrack
+    except ImportError:
+        return False
+    if getattr(RelayStreamTrack.recv, "_fer_newest_only", False):
+        return True
+    original = RelayStreamTrack.recv
+
+    async def recv_newest(self):
+        frame = await original(self)
+        queue = getattr(self, "_queue", None)
+        if self.kind != "video" or queue is None:
+            return frame
+        skipped = 0
+        while not queue.empty():
+            newer = queue.get_nowait()
+            if newer is None:  # the end of the stream: leave it for the next call
+                queue.put_nowait(None)
+                break
+            frame, skipped = newer, skipped + 1
+        if skipped:
+            self._frame = frame
+            frame.opaque = skipped
+        return frame
+
+    recv_newest._fer_newest_only = True
+    RelayStreamTrack.recv = recv_newest
+    return True
+
+
+def skipped_before(frame) -> int:
+    """Frames that `drop_stale_video_frames` skipped to reach this one (0 if none)."""
+    skipped = getattr(frame, "opaque", None)
+    return skipped if isinstance(skipped, int) and skipped > 0 else 0

@@ -36,7 +36,7 @@ from fer_core.infer import (
 from fer_core.labels import EMOTIONS
 from fer_core.models import default_model_path, load_model, save_model_upload
 from fer_core.stream import DROP_WARNING, StreamMonitor
-from fer_core.webrtc import ice_servers
+from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
 import ui  # noqa: F401  (keeps Streamlit from clearing the cached models' Keras state)
 
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
@@ -187,12 +187,13 @@ with webcam_tab:
         # Only the newest frame is processed; the ones queued behind it are dropped (and
         # counted), so the boxes never fall behind the camera.
         frame = frames[-1]
+        dropped = len(frames) - 1 + sum(skipped_before(f) for f in frames)
         try:
             image = frame.to_ndarray(format="bgr24")
             annotated, _ = process_frame(
                 image, detector, classifier, tracker=tracker, smoothing=smoothing,
                 rescan_every=rescan_every, monitor=monitor, captured_at=frame.time,
-                dropped=len(frames) - 1,
+                dropped=dropped,
             )
             return [av.VideoFrame.from_ndarray(annotated, format="bgr24")]  # pts set by webrtc
         except Exception as exc:  # a frame that cannot be converted: pass it through
@@ -202,6 +203,7 @@ with webcam_tab:
     async def queued_frames_callback(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         return process_newest(frames)
 
+    drop_stale_video_frames()  # frames waiting upstream of the callback are dropped too
     servers, ice_problem = ice_servers()
     if ice_problem:
         st.warning(ice_problem)
@@ -226,7 +228,8 @@ with webcam_tab:
         # Light elements only: this reruns every PANEL_REFRESH_S while the camera plays, and
         # each rerun costs the server and the browser CPU that the stream needs.
         snap = monitor.snapshot()
-        fps, lag, dropped, frame_ms = st.columns(4)
+        fps, lag = st.columns(2)
+        dropped, frame_ms = st.columns(2)
         fps.metric("Frames/s", f"{snap['fps']:.0f}",
                    help=f"processed per second, of {snap['camera_fps']:.0f} arriving")
         lag.metric(

@@ -30,3 +30,66 @@ def test_invalid_settings_fall_back_to_none_and_say_why(monkeypatch, text):
     servers, problem = ice_servers()
     assert servers == []
     assert problem is not None and ICE_ENV in problem
+
+
+def _relay_track(kind: str, frames: list):
+    """A buffered aiortc relay proxy whose queue already holds `frames`."""
+    from aiortc.contrib.media import RelayStreamTrack
+
+    class Relay:  # the two calls a proxy makes on its relay
+        def _start(self, proxy):
+            pass
+
+        def _stop(self, proxy):
+            pass
+
+    class Source:
+        pass
+
+    Source.kind = kind
+    track = RelayStreamTrack(Relay(), Source(), buffered=True)
+    for frame in frames:
+        track._queue.put_nowait(frame)
+    return track
+
+
+def _frames(n: int) -> list:
+    import av
+    import numpy as np
+
+    out = []
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(np.zeros((4, 4, 3), np.uint8), format="bgr24")
+        frame.pts = i
+        out.append(frame)
+    return out
+
+
+def test_relayed_video_hands_out_the_newest_frame_and_counts_the_skipped():
+    import asyncio
+
+    from fer_core.webrtc import drop_stale_video_frames, skipped_before
+
+    assert drop_stale_video_frames() and drop_stale_video_frames()  # idempotent
+    track = _relay_track("video", _frames(5))
+    newest = asyncio.run(track.recv())
+    assert newest.pts == 4 and skipped_before(newest) == 4
+    track = _relay_track("video", _frames(1))
+    only = asyncio.run(track.recv())
+    assert only.pts == 0 and skipped_before(only) == 0
+
+
+def test_relayed_video_keeps_the_end_of_stream_and_audio_is_untouched():
+    import asyncio
+
+    from aiortc.mediastreams import MediaStreamError
+
+    from fer_core.webrtc import drop_stale_video_frames
+
+    drop_stale_video_frames()
+    track = _relay_track("video", [*_frames(2), None])
+    assert asyncio.run(track.recv()).pts == 1
+    with pytest.raises(MediaStreamError):  # the end still ends the stream
+        asyncio.run(track.recv())
+    track = _relay_track("audio", _frames(3))
+    assert asyncio.run(track.recv()).pts == 0  # audio must not lose samples

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "runs": "list the runs in the runs folder",
     "evaluate": "metrics and confusion matrix of a run or model on a split",
     "export": "write a run's model (no optimizer state) as the app's default or another file",
+    "cpu": "whether TensorFlow's oneDNN kernels are on here and why; --probe measures it",
 }
 
 

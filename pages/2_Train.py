@@ -64,11 +64,11 @@ def _param_count(model: str, kwargs_json: str) -> int:
 
 @st.cache_data(show_spinner="Timing a few training steps…", max_entries=64)
 def _images_per_second(timing_json: str) -> float:
-    """Training speed of a config here (the engine's quick timing), per `form.timing_key`."""
-    from fer_core.train import estimate_epoch_seconds
+    """Training speed of a config here, per `form.timing_key`: timed in a child process, so
+    a native crash of TensorFlow there is an error message, not a dead server."""
+    from fer_core.probe import measure_speed
 
-    n = 1000
-    return n / estimate_epoch_seconds(TrainConfig.from_json(timing_json), n)
+    return measure_speed(TrainConfig.from_json(timing_json))
 
 
 # ---------------------------------------------------------------- form state

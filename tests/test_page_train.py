@@ -211,16 +211,17 @@ def test_stop_button_and_resume_refused_while_a_job_holds_the_lock(env):
 
 def test_estimate_shows_time_per_epoch_and_run(env, monkeypatch):
     """The page turns the engine's timing into per-epoch and per-run figures (the timing
-    itself is fer_core.train's and tested there; here it is replaced by a fixed speed)."""
-    import fer_core.train
+    itself is fer_core.probe's, in a child process, and tested there; here it is replaced by
+    a fixed speed)."""
+    import fer_core.probe
 
     calls = []
 
-    def fake_estimate(config, n_train, **kwargs):
-        calls.append((config.model, config.batch_size, n_train))
-        return n_train / 100.0  # 100 images per second
+    def fake_speed(config, **kwargs):
+        calls.append((config.model, config.batch_size))
+        return 100.0  # images per second
 
-    monkeypatch.setattr(fer_core.train, "estimate_epoch_seconds", fake_estimate)
+    monkeypatch.setattr(fer_core.probe, "measure_speed", fake_speed)
     st.cache_data.clear()  # no timing cached by an earlier test in this process
     at = _page()
     at.number_input(key="train_w_epochs").set_value(20).run()

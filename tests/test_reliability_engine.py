@@ -376,3 +376,184 @@ def test_registered_models_are_within_the_upload_limits() -> None:
     for info in list_models():
         cost = check_model_cost(create_model(info.name))
         assert 0 < cost.flops and 0 < cost.activation_bytes, info.name
+
+
+# =========================================================================== 1: native crashes
+
+
+def _python(code: str, env: dict[str, str] | None = None, *args: str,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """`code` (with `args`) in a fresh interpreter with this process's environment plus `env`."""
+    full = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-c", code, *args], env=full, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _onednn_in_child(**env: str) -> str:
+    out = _python("import os, fer_core; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])", env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def _write_choice(enable: bool) -> Path:
+    from fer_core import cpu
+
+    path = cpu.choice_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": cpu.CHOICE_VERSION, "enable": enable,
+                                "reason": "test", "probed_at": 0}))
+    return path
+
+
+def test_onednn_is_off_until_a_probe_chose_it_and_the_user_wins(monkeypatch) -> None:
+    """Native crashes: oneDNN is not forced on; without a cached probe it is off, a cached
+    probe decides, and a value set by the user always wins."""
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("FER_ONEDNN_AUTO", raising=False)
+    assert _onednn_in_child() == "0"
+    assert _onednn_in_child(TF_ENABLE_ONEDNN_OPTS="1") == "1"
+    path = _write_choice(True)
+    assert _onednn_in_child() == "1"
+    assert _onednn_in_child(TF_ENABLE_ONEDNN_OPTS="0") == "0"  # the user's choice
+    # a value this module chose (a parent started before the probe) is chosen again
+    assert _onednn_in_child(TF_ENABLE_ONEDNN_OPTS="0", FER_ONEDNN_AUTO="1") == "1"
+    _write_choice(False)
+    assert _onednn_in_child() == "0"
+    path.write_text("{garbage")
+    assert _onednn_in_child() == "0"
+
+
+def _crashing_python(folder: Path, monkeypatch, condition: str = "True",
+                     sig: str = "SIGSEGV") -> None:
+    """Make every new Python process started from here die of `sig` when `condition` holds
+    (a sitecustomize on PYTHONPATH): a stand-in for TensorFlow's native crash."""
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        f"if {condition}:\n    os.kill(os.getpid(), signal.{sig})\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), str(REPO)]))
+
+
+def test_speed_estimate_runs_in_a_child_and_its_crash_is_a_message(tmp_path, monkeypatch) -> None:
+    """Native crashes: timing a config trains in a child process; a segfault there is a
+    ProbeError (RuntimeError) naming the signal, and this process lives on."""
+    from fer_core.config import TrainConfig
+    from fer_core.probe import ProbeError, measure_speed
+
+    config = TrainConfig(model="fernet", model_kwargs={"width": 4, "convs": 1}, batch_size=7,
+                         augment=None)
+    _crashing_python(tmp_path / "crash", monkeypatch)
+    with pytest.raises(ProbeError, match=r"crashed \(SIGSEGV\)"):
+        measure_speed(config, steps=1)
+
+
+def test_speed_estimate_measures_and_reports_config_errors() -> None:
+    from fer_core.config import ConfigError, TrainConfig
+    from fer_core.probe import measure_speed
+
+    config = TrainConfig(model="fernet", model_kwargs={"width": 4, "convs": 1}, batch_size=7,
+                         augment=None)
+    assert 0 < measure_speed(config, steps=2) < 1e6
+    with pytest.raises(ConfigError, match="model_kwargs"):
+        measure_speed(config.replace(model_kwargs={"depth": 3}), steps=1)
+
+
+def test_train_page_estimate_survives_a_crash(tmp_path, monkeypatch) -> None:
+    """Native crashes: "Estimate time" on the Train page never trains in the server: a
+    crash of the timing process is an error message on the page."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FER2013_CSV", raising=False)
+    _crashing_python(tmp_path / "crash", monkeypatch, sig="SIGABRT")
+    st.cache_data.clear()
+    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=120).run()
+    at.number_input(key="train_w_batch_size").set_value(33).run()
+    at.button(key="train_estimate").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("Could not time" in e and "crashed (SIGABRT)" in e for e in errors), errors
+
+
+def test_probe_keeps_onednn_off_when_it_crashes(tmp_path, monkeypatch) -> None:
+    """Native crashes: the probe's oneDNN child crashing (as on the AVX-512 CPU) keeps
+    oneDNN off, caches that for this CPU, and new processes read it."""
+    from fer_core.probe import probe_onednn
+
+    _crashing_python(tmp_path / "crash", monkeypatch,
+                     condition="os.environ.get('TF_ENABLE_ONEDNN_OPTS') == '1'", sig="SIGABRT")
+    choice = probe_onednn(timeout=120)
+    assert choice["enable"] is False and "SIGABRT" in choice["reason"], choice
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("FER_ONEDNN_AUTO", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    assert _onednn_in_child() == "0"
+
+
+@pytest.mark.parametrize("on_speed,enable", [(150.0, True), (101.0, False), (60.0, False)])
+def test_probe_turns_onednn_on_only_when_safe_and_faster(monkeypatch, on_speed, enable) -> None:
+    """Native crashes: oneDNN is chosen only when its child survived and trained faster."""
+    from fer_core import probe
+
+    def side(value: str, timeout: float) -> dict:
+        speed = on_speed if value == "1" else 100.0
+        return {"ok": True, "error": None, "seconds": 1.0, "checks": 18,
+                "images_per_second": {"quick": speed, "default": speed}}
+
+    monkeypatch.setattr(probe, "_probe_side", side)
+    assert probe.probe_onednn()["enable"] is enable
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("FER_ONEDNN_AUTO", raising=False)
+    assert _onednn_in_child() == ("1" if enable else "0")
+
+
+TRAIN_LAST_BATCHES = """
+import sys
+import numpy as np
+import fer_core
+from fer_core.config import TrainConfig
+from fer_core.data import FerDataset
+from fer_core.demo import make_demo
+from fer_core.models import list_models
+from fer_core.pipeline import make_dataset
+from fer_core.train import augment_config, build_model, train
+
+name, root = sys.argv[1], sys.argv[2]
+info = {i.name: i for i in list_models()}[name]
+kwargs = {k: v for k, v in {"width": 4, "convs": 1}.items() if k in info.defaults}
+config = TrainConfig(model=name, model_kwargs=kwargs, epochs=1, batch_size=4, augment={},
+                     schedule="none")
+faces = make_demo(60, seed=5)
+rows = np.r_[0:9, 50:55]  # batch 4: 9 training faces end on a batch of 1, 5 validation faces
+ds = FerDataset(faces.images[rows], faces.labels[rows],
+                np.array(["Training"] * 9 + ["PublicTest"] * 5, dtype=object), "demo", True)
+run = train(config, runs_dir=root, dataset=ds)
+assert run.state == "finished", run.error
+print(name, 9, run.state, flush=True)
+model = build_model(config)
+for n in (10, 11):  # last batches of 2 (even) and 3 (odd), through the same pipeline
+    batches = make_dataset(faces.images[:n], faces.labels[:n], batch_size=4, training=True,
+                           augment=augment_config(config), seed=n)
+    model.fit(batches, epochs=1, verbose=0)
+    model.predict(faces.images[:n, :, :, None], batch_size=4, verbose=0)
+    print(name, n, "finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("model", ["fernet", "kinli2018", "mini_xception", "paul2018"])
+def test_every_model_trains_with_odd_even_and_single_last_batches(tmp_path, model,
+                                                                  monkeypatch) -> None:
+    """Native crashes: every registered model trains (with this machine's CPU settings as
+    the project chooses them) when its last batch has 1, 2 or 3 faces; in a subprocess per
+    model, so a native crash fails this test instead of killing pytest."""
+    from fer_core.models import model_names
+
+    assert set(model_names()) <= {"fernet", "kinli2018", "mini_xception", "paul2018"}, \
+        "a new registered model: add it to the parameters of this test"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    monkeypatch.delenv("FER_ONEDNN_AUTO", raising=False)
+    out = _python(TRAIN_LAST_BATCHES, {"PYTHONPATH": str(REPO)}, model, str(tmp_path),
+                  timeout=600)
+    assert out.returncode == 0, f"{model}: exit {out.returncode}\n{out.stderr[-3000:]}"
+    assert out.stdout.count("finished") == 3, out.stdout

@@ -77,8 +77,9 @@ def drop_stale_video_frames() -> bool:
     ever sees them, and the boxes drift seconds behind the camera (1.3 s measured with a busy
     CPU). With this patch a video track's `recv` skips to the newest queued frame and notes
     how many it skipped in the frame's `opaque` attribute (`skipped_before`), so they are
-    counted as dropped. Audio and unbuffered relays are untouched. Idempotent; returns False
-    when aiortc is not installed.
+    counted as dropped; and a frame identical (the same object) to the one it handed out
+    last is not handed out again, so a processed frame is encoded and sent once. Audio and
+    unbuffered relays are untouched. Idempotent; returns False when aiortc is not installed.
     """
     try:
         from aiortc.contrib.media import RelayStreamTrack
@@ -89,21 +90,28 @@ def drop_stale_video_frames() -> bool:
     original = RelayStreamTrack.recv
 
     async def recv_newest(self):
-        frame = await original(self)
-        queue = getattr(self, "_queue", None)
-        if self.kind != "video" or queue is None:
-            return frame
-        skipped = 0
-        while not queue.empty():
-            newer = queue.get_nowait()
-            if newer is None:  # the end of the stream: leave it for the next call
-                queue.put_nowait(None)
-                break
-            frame, skipped = newer, skipped + 1
-        if skipped:
-            self._frame = frame
-            frame.opaque = skipped
-        return frame
+        while True:
+            frame = await original(self)
+            queue = getattr(self, "_queue", None)
+            if self.kind != "video" or queue is None:
+                return frame
+            skipped = 0
+            while not queue.empty():
+                newer = queue.get_nowait()
+                if newer is None:  # the end of the stream: leave it for the next call
+                    queue.put_nowait(None)
+                    break
+                frame, skipped = newer, skipped + 1
+            if skipped:
+                self._frame = frame
+                frame.opaque = skipped
+            # streamlit-webrtc's processing track hands out its last processed frame again
+            # (the same object) for each camera frame that arrives while the next one is
+            # being processed; sending it again would cost an encode here and a decode in
+            # the browser for a picture already shown.
+            if frame is not getattr(self, "_fer_last_frame", None):
+                self._fer_last_frame = frame
+                return frame
 
     recv_newest._fer_newest_only = True
     RelayStreamTrack.recv = recv_newest

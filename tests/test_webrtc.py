@@ -93,3 +93,24 @@ def test_relayed_video_keeps_the_end_of_stream_and_audio_is_untouched():
         asyncio.run(track.recv())
     track = _relay_track("audio", _frames(3))
     assert asyncio.run(track.recv()).pts == 0  # audio must not lose samples
+
+
+def test_relayed_video_does_not_hand_out_the_same_frame_twice():
+    import asyncio
+
+    from fer_core.webrtc import drop_stale_video_frames
+
+    drop_stale_video_frames()
+    first, second = _frames(2)
+    track = _relay_track("video", [first, first, first, second])
+
+    async def two():
+        return await track.recv(), await track.recv()
+
+    got = asyncio.run(two())
+    assert got[0] is second or (got[0] is first and got[1] is second)
+    track = _relay_track("video", [first])
+    asyncio.run(track.recv())
+    track._queue.put_nowait(first)
+    track._queue.put_nowait(second)
+    assert asyncio.run(track.recv()) is second  # the repeat of `first` is skipped

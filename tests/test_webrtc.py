@@ -102,15 +102,23 @@ def test_relayed_video_does_not_hand_out_the_same_frame_twice():
 
     drop_stale_video_frames()
     first, second = _frames(2)
-    track = _relay_track("video", [first, first, first, second])
-
-    async def two():
-        return await track.recv(), await track.recv()
-
-    got = asyncio.run(two())
-    assert got[0] is second or (got[0] is first and got[1] is second)
     track = _relay_track("video", [first])
-    asyncio.run(track.recv())
-    track._queue.put_nowait(first)
+    assert asyncio.run(track.recv()) is first
+    track._queue.put_nowait(first)  # handed out again by the processing track...
     track._queue.put_nowait(second)
-    assert asyncio.run(track.recv()) is second  # the repeat of `first` is skipped
+
+    async def next_two():
+        one = await track.recv()
+        track._queue.put_nowait(one)  # ...and once more while nothing new is queued
+        track._queue.put_nowait(first)
+        return one, await asyncio.wait_for(track.recv(), timeout=0.2)
+
+    one, two = asyncio.run(next_two())
+    assert one is second and two is first  # `first` again is new after `second`
+    track._queue.put_nowait(first)
+
+    async def repeat_only():
+        return await asyncio.wait_for(track.recv(), timeout=0.2)
+
+    with pytest.raises(TimeoutError):  # the same frame twice in a row is never handed out
+        asyncio.run(repeat_only())

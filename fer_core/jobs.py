@@ -214,6 +214,8 @@ def job_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | N
         done = (last["epoch"] - 1 + last["batch"] / max(1, last["steps"]))
         progress, eta = done / epochs, last.get("eta")
     elif last is not None and last["kind"] == "epoch" and info.active:
+        # the trainer writes the epoch event before status.json: count it from the event
+        progress = max(info.epoch, int(last.get("epoch") or 0)) / epochs
         eta = last.get("eta")
     if info.state == "finished":
         progress = 1.0

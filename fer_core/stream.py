@@ -158,7 +158,3 @@ class StreamMonitor:
             if not thinned or t - thinned[-1][0] >= step_s:
                 thinned.append((t, probs))
         return thinned
-
-    def keeping_up(self) -> bool:
-        """False while more than DROP_WARNING of the camera's recent frames are dropped."""
-        return self.snapshot()["drop_share"] <= DROP_WARNING

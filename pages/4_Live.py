@@ -182,7 +182,7 @@ with webcam_tab:
     tracker: FaceTracker = stream["tracker"]
     monitor: StreamMonitor = stream["monitor"]
 
-    def process_newest(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+    async def process_newest(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         # Runs in the webrtc worker thread: fer_core only, never st.*; nothing may escape.
         # Only the newest frame is processed; the ones queued behind it are dropped (and
         # counted), so the boxes never fall behind the camera.
@@ -200,9 +200,6 @@ with webcam_tab:
             monitor.record_error(exc)
             return [frame]
 
-    async def queued_frames_callback(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        return process_newest(frames)
-
     drop_stale_video_frames()  # frames waiting upstream of the callback are dropped too
     servers, ice_problem = ice_servers()
     if ice_problem:
@@ -214,7 +211,7 @@ with webcam_tab:
             mode=WebRtcMode.SENDRECV,
             rtc_configuration={"iceServers": servers},
             media_stream_constraints={"video": True, "audio": False},
-            queued_video_frames_callback=queued_frames_callback,
+            queued_video_frames_callback=process_newest,
             async_processing=True,
         )
         st.caption(

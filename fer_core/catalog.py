@@ -1,0 +1,139 @@
+"""The model catalog: which models can be picked, and where each one's file is.
+
+A model spec is one of
+- a run id: that run's best weights (`weights/best.keras`),
+- `default`: the shipped model (`paths.default_model_path()`, `$FER_DEFAULT_MODEL`),
+- the path of a native `.keras` file (an exported model, a checked upload).
+
+`resolve(spec)` turns a spec into a `ModelRef`; `choices(...)` lists the selectable ones,
+the pages' different rules as its arguments; `upload(data, name)` checks a user's file and
+makes it a choice. Import-light (no TensorFlow), so a page can list its models before Keras
+loads; a model is loaded by whoever needs it (`ui.models` on the pages).
+
+    ref = resolve("default")            # ModelRef(spec="default", state="shipped", ...)
+    picks = choices(finished_only=True, default_first=True)   # the Live page's rule
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_core import runs
+from fer_core.paths import default_model_path
+
+DEFAULT = "default"
+SHIPPED = "shipped"  # state of the default model
+FILE = "file"  # state of a model given by its path
+UPLOADED = "uploaded"  # state of a checked upload
+_LISTED = 8  # known specs named in an "unknown model" error
+
+
+class ModelSpecError(runs.RunError):
+    """A spec names no usable model file; the message says what was tried and what exists."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model that can be picked: what to call it, where its file is, where it came from."""
+
+    spec: str  # what resolve() accepts back: a run id, "default" or the file's path
+    label: str  # one line for a picker
+    path: Path  # the .keras file
+    state: str  # a run's state (finished, running, stopped, failed, ...), else SHIPPED/FILE/UPLOADED
+    run_id: str | None = None
+    run_dir: Path | None = None
+    architecture: str | None = None  # the registry name, when the run's config says it
+
+
+def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> ModelRef:
+    """The model a spec names (module docstring); ModelSpecError says what was tried."""
+    text = str(spec).strip()
+    if text == DEFAULT:
+        return _default()
+    if text.endswith(".keras") or os.sep in text:
+        return _file(Path(text).expanduser())
+    root = runs.runs_root(runs_dir)
+    if text and not text.startswith(".") and (root / text).is_dir():
+        return checkpoint(text, "best", runs_dir=root)
+    known = [ref.spec for ref in choices(root)]
+    listed = ", ".join(known[:_LISTED]) + (f" and {len(known) - _LISTED} more"
+                                           if len(known) > _LISTED else "")
+    raise ModelSpecError(
+        f"unknown model {text!r}: not a run id in {root}, not a .keras file, and not "
+        f"'{DEFAULT}'; models here: {listed or 'none (no run has weights, no default shipped)'}"
+    )
+
+
+def checkpoint(run: str | os.PathLike | runs.RunInfo, weights: str = "best",
+               runs_dir: str | os.PathLike | None = None) -> ModelRef:
+    """A run's `best` or `last` weights; RunError when there is no such run or file yet."""
+    if weights not in ("best", "last"):
+        raise ValueError(f"weights must be 'best' or 'last', not {weights!r}")
+    info = runs.get_run(run, runs_dir)
+    path = info.best_model_path if weights == "best" else info.last_model_path
+    if path is None:
+        raise ModelSpecError(f"run {info.id!r} has no {weights} weights yet (state "
+                             f"{info.state}, {info.epoch} epoch(s) done)")
+    return _from_run(info, path, weights)
+
+
+def choices(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = False,
+            default_first: bool = False) -> list[ModelRef]:
+    """Every model that can be picked: runs with best weights (newest first) and the shipped
+    default when it exists.
+
+    `finished_only` leaves out runs still running, stopped or failed (whose best weights
+    may be from an early epoch); `default_first` puts the default before the runs instead of
+    after them. Unreadable run folders are never listed.
+    """
+    found = [
+        _from_run(info, info.best_model_path)
+        for info in runs.list_runs(runs_dir)
+        if info.readable and info.best_model_path is not None
+        and (info.state == "finished" or not finished_only)
+    ]
+    if default_model_path().is_file():
+        shipped = _default()
+        found = [shipped, *found] if default_first else [*found, shipped]
+    return found
+
+
+def upload(data: bytes, name: str) -> ModelRef:
+    """A user's model file, checked (format, size, safe-mode load, cost per face) and kept in
+    the cache folder by `models.save_model_upload`; ValueError says why it cannot be used.
+    Loads Keras."""
+    from fer_core.models import save_model_upload
+
+    path = save_model_upload(data, name)
+    return ModelRef(spec=str(path), label=f"uploaded {Path(name).name}", path=path,
+                    state=UPLOADED)
+
+
+def _default() -> ModelRef:
+    path = default_model_path()
+    if not path.is_file():
+        raise ModelSpecError(f"no default model shipped yet: {path} does not exist")
+    return ModelRef(spec=DEFAULT, label="default (the shipped model)", path=path, state=SHIPPED)
+
+
+def _file(path: Path) -> ModelRef:
+    if not path.is_file():
+        raise ModelSpecError(f"model file {path} does not exist")
+    if path.suffix != ".keras":
+        raise ModelSpecError(f"{path}: only native .keras model files are accepted")
+    path = path.resolve()
+    return ModelRef(spec=str(path), label=path.name, path=path, state=FILE)
+
+
+def _from_run(info: runs.RunInfo, path: Path, weights: str = "best") -> ModelRef:
+    architecture = info.config.model if info.config else None
+    notes = [architecture or "?"]
+    if info.state != "finished":
+        notes.append(info.state)
+    if weights != "best":  # a run id means its best weights: the others go by their path
+        notes.append(f"{weights} weights")
+    return ModelRef(spec=info.id if weights == "best" else str(path), label=f"run {info.name} · {' · '.join(notes)} ({info.id})",
+                    path=path, state=info.state, run_id=info.id, run_dir=info.dir,
+                    architecture=architecture)

@@ -50,14 +50,14 @@ def _faces():
 
 def _model_file(spec: str | None, folder: Path) -> tuple[Path, str]:
     """A .keras file to evaluate, copied into `folder` so its cache lives in the temp dir."""
-    from fer_core import runs
-    from fer_core.models import default_model_path
+    from fer_core import catalog
+    from fer_core.paths import default_model_path
 
     if spec is None and default_model_path().is_file():
-        spec = "default"
+        spec = catalog.DEFAULT
     target = folder / "model.keras"
     if spec is not None:
-        shutil.copyfile(runs.resolve_model_path(spec), target)
+        shutil.copyfile(catalog.resolve(spec).path, target)
         return target, spec
     from fer_core.config import PRESETS
     from fer_core.models import create_model

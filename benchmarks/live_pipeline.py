@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import fer_core  # noqa: E402, F401  (CPU flags before TensorFlow loads)
 from face_frames import face_frame  # noqa: E402
+from fer_core.catalog import ModelSpecError, resolve  # noqa: E402
 from fer_core.detect import FaceDetector  # noqa: E402
 from fer_core.infer import (  # noqa: E402
     DEFAULT_RESCAN_EVERY,
@@ -39,15 +40,14 @@ from fer_core.infer import (  # noqa: E402
     process_frame,
 )
 from fer_core.models import create_model, load_model  # noqa: E402
-from fer_core.runs import RunError, resolve_model_path  # noqa: E402
 
 FALLBACK_MODEL = "fernet"
 
 
 def load_classifier(spec: str) -> tuple[Classifier, str]:
     try:
-        path = resolve_model_path(spec)
-    except RunError as exc:
+        path = resolve(spec).path
+    except ModelSpecError as exc:
         if spec != "default":
             raise SystemExit(f"error: {exc}") from exc
         print(f"note: {exc}; timing an untrained {FALLBACK_MODEL!r} instead", file=sys.stderr)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_core import catalog
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 
 BATCH_SIZE = 256
@@ -332,28 +333,12 @@ def cache_root() -> Path:
     return cache_dir()
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a model spec points: its .keras file, and the folder for its eval cache."""
-
-    spec: str
-    path: Path
-    eval_dir: Path
-    run_id: str | None
-
-
-def resolve_model(spec: str) -> ModelRef:
-    """A run id, a .keras path or `default` -> the model file and its eval cache folder."""
-    from fer_core import runs
-
-    spec = str(spec).strip()
-    path = Path(runs.resolve_model_path(spec))  # RunError (a ValueError) names what failed
-    is_path = spec == "default" or spec.endswith(".keras") or os.sep in spec
-    if not is_path:
-        run = runs.get_run(spec)
-        return ModelRef(spec=spec, path=path, eval_dir=Path(run.dir) / "eval", run_id=run.id)
-    return ModelRef(spec=spec, path=path, eval_dir=cache_root() / "eval" / file_hash(path)[:16],
-                    run_id=None)
+def eval_folder(ref: catalog.ModelRef) -> Path:
+    """Where a model's evaluations are cached: its run's `eval/` folder, else
+    `<cache>/eval/<model file sha[:16]>/` (the shipped default, a .keras path)."""
+    if ref.run_dir is not None:
+        return Path(ref.run_dir) / "eval"
+    return cache_root() / "eval" / file_hash(ref.path)[:16]
 
 
 def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
@@ -409,18 +394,21 @@ def _replace_atomic(path: Path, write: Any) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def evaluate_cached(spec: str, images: np.ndarray, labels: np.ndarray, *, split: str,
-                    tta: bool = False, model: Any = None, source: str = "") -> EvalResult:
-    """`evaluate_model` for a model spec (run id, .keras path, `default`) with a disk cache.
+def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np.ndarray, *,
+                    split: str, tta: bool = False, model: Any = None,
+                    source: str = "") -> EvalResult:
+    """`evaluate_model` for a model (a catalog ModelRef, or a spec it resolves: run id,
+    .keras path, `default`) with a disk cache.
 
     `split` names the cache entry (a split name or an uploaded file's name). `model` may be
     the already loaded model of `spec`; it is loaded only on a cache miss otherwise. The plain
     and flipped probabilities are stored separately, so switching TTA on later only runs the
     flipped pass.
     """
-    ref = resolve_model(spec)
+    ref = spec if isinstance(spec, catalog.ModelRef) else catalog.resolve(spec)
+    folder = eval_folder(ref)
     key = f"{file_hash(ref.path)}:{data_hash(images, labels)}"
-    cached = _read_cache(ref.eval_dir, split, key, len(labels)) or {}
+    cached = _read_cache(folder, split, key, len(labels)) or {}
     plain = cached.get("probs")
     flipped = cached.get("probs_flip")
     if plain is None or (tta and flipped is None):
@@ -436,13 +424,13 @@ def evaluate_cached(spec: str, images: np.ndarray, labels: np.ndarray, *, split:
         if flipped is not None:
             arrays["probs_flip"] = flipped
         meta: dict[str, Any] = {
-            "model": str(ref.path), "spec": spec, "run": ref.run_id, "split": split,
+            "model": str(ref.path), "spec": ref.spec, "run": ref.run_id, "split": split,
             "source": source, "n": int(len(labels)),
             "metrics": result_from_probs(plain, labels).to_dict(),
         }
         if flipped is not None:
             meta["metrics_tta"] = _tta_result(plain, flipped, labels).to_dict()
-        _write_cache(ref.eval_dir, split, key, meta, arrays)
+        _write_cache(folder, split, key, meta, arrays)
     if tta:
         return _tta_result(plain, flipped, labels)
     return result_from_probs(plain, labels)

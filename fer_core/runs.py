@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.config import ConfigError, TrainConfig
-from fer_core.paths import default_model_path
 
 STATES: tuple[str, ...] = ("queued", "running", "finished", "stopped", "failed")
 ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
@@ -544,39 +543,6 @@ def clear_stop(run_dir: Path, *, older_than: float | None = None) -> None:
             path.unlink()
     except FileNotFoundError:
         pass
-
-
-# ---------------------------------------------------------------- model specs
-
-
-def resolve_model_path(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """A model file from a spec: `default` (the shipped model), a `.keras` path, or a run id
-    (its best weights). Raises RunError saying what was tried."""
-    text = str(spec).strip()
-    if text == "default":
-        path = default_model_path()
-        if not path.is_file():
-            raise RunError(f"no default model shipped yet: {path} does not exist")
-        return path
-    path = Path(text).expanduser()
-    if text.endswith(".keras") or os.sep in text:
-        if not path.is_file():
-            raise RunError(f"model file {path} does not exist")
-        if path.suffix != ".keras":
-            raise RunError(f"{path}: only native .keras model files are accepted")
-        return path.resolve()
-    root = runs_root(runs_dir)
-    if text and not text.startswith(".") and (root / text).is_dir():
-        info = _read_run(root / text)
-        if info.best_model_path is None:
-            raise RunError(
-                f"run {text!r} has no best weights yet (state {info.state}, "
-                f"{info.epoch} epoch(s) done)"
-            )
-        return info.best_model_path
-    raise RunError(
-        f"unknown model {text!r}: not a run id in {root}, not a .keras file, and not 'default'"
-    )
 
 
 # ---------------------------------------------------------------- the one-job lock

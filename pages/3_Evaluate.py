@@ -7,21 +7,19 @@ folder by `fer_core`, so reopening a run and split is instant; the CLI shares th
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fer_core import catalog
 from fer_core import evaluate as ev
-from fer_core import runs
 from fer_core.data import save_upload
 from fer_core.eval_charts import confusion_diff_figure, confusion_figure
 from fer_core.labels import EMOTIONS
-from fer_core.models import default_model_path
+from fer_core.paths import default_model_path
 from fer_core.text import escape_markdown
+from ui.models import loaded_model
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
 UPLOAD = "Upload a FER-format CSV…"
@@ -33,26 +31,6 @@ NONE = "—"
 
 st.set_page_config(page_title="Evaluate · FER workbench", page_icon=":material/analytics:",
                    layout="wide")
-
-
-@st.cache_resource(max_entries=4)
-def _model(path: str, stamp: int):
-    """A loaded model and the lock that serialises Grad-CAM on it across sessions."""
-    from fer_core.models import load_model
-
-    return load_model(path), threading.Lock()
-
-
-def _model_specs() -> dict[str, str]:
-    """Selectable models: spec -> label. Runs with best weights, newest first, then default."""
-    specs = {}
-    for info in runs.list_runs():
-        if info.readable and info.best_model_path is not None:
-            model = info.config.model if info.config else "?"
-            specs[info.id] = f"{info.name} · {model} · {info.state} ({info.id})"
-    if default_model_path().is_file():
-        specs["default"] = "default (the shipped model)"
-    return specs
 
 
 def _evaluate(spec: str, images: np.ndarray, labels: np.ndarray, entry: str, tta: bool,
@@ -74,14 +52,16 @@ def _metrics_table(result: ev.EvalResult) -> pd.DataFrame:
 st.title("Evaluate")
 st.caption("Pick a model and a split: metrics, confusion matrix, mistakes and Grad-CAM.")
 
-specs = _model_specs()
+# any run with weights, even one still training, newest first; the shipped model last
+specs = {ref.spec: ref for ref in catalog.choices(finished_only=False, default_first=False)}
 if not specs:
     st.info("No model to evaluate yet: train one on the Train page (or ship "
             f"`{default_model_path()}`), then come back.")
     st.stop()
 
 left, right = st.columns(2)
-spec = left.selectbox("Model", list(specs), format_func=specs.get, key="eval_model")
+spec = left.selectbox("Model", list(specs), format_func=lambda s: specs[s].label,
+                      key="eval_model")
 
 try:
     dataset = load_active_dataset()
@@ -174,13 +154,12 @@ with tab_mistakes:
         face = g1.selectbox("Face", [m.index for m in mistakes], key="eval_cam_face",
                             format_func=lambda i: f"#{i}")
         target = g2.selectbox("Class to explain", ["predicted", *EMOTIONS], key="eval_cam_class")
-        model_path = runs.resolve_model_path(spec)
-        model, lock = _model(str(model_path), Path(model_path).stat().st_mtime_ns)
+        loaded = loaded_model(specs[spec])
         from fer_core.gradcam import gradcam, overlay
 
         try:
-            with lock:
-                cam, cls, probs = gradcam(model, images[face],
+            with loaded.lock:
+                cam, cls, probs = gradcam(loaded.model, images[face],
                                           None if target == "predicted" else EMOTIONS.index(target))
         except ValueError as exc:
             st.error(f"Grad-CAM is not available for this model: {exc}")
@@ -194,7 +173,7 @@ with tab_mistakes:
 with tab_compare:
     others = [s for s in specs if s != spec]
     other = st.selectbox("Compare with", [NONE, *others], key="eval_compare",
-                         format_func=lambda s: s if s == NONE else specs[s])
+                         format_func=lambda s: s if s == NONE else specs[s].label)
     if other != NONE:
         result_b = _evaluate(other, images, labels, entry, tta, dataset.source)
         if result_b is not None:
@@ -204,8 +183,8 @@ with tab_compare:
                 "B": [result_b.accuracy, result_b.macro_f1],
                 "B - A": [cmp.accuracy_diff, cmp.macro_f1_diff],
             }, index=["accuracy", "macro-F1"])
-            st.caption(f"A = {escape_markdown(specs[spec])}  ·  "
-                       f"B = {escape_markdown(specs[other])}")
+            st.caption(f"A = {escape_markdown(specs[spec].label)}  ·  "
+                       f"B = {escape_markdown(specs[other].label)}")
             st.dataframe(summary.style.format("{:+.3f}", subset=["B - A"])
                          .format("{:.3f}", subset=["A", "B"]), key="eval_cmp_summary")
             per_class = pd.DataFrame({

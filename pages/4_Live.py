@@ -22,22 +22,21 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from fer_core import runs
+from fer_core import catalog
 from fer_core.detect import FaceDetector
 from fer_core.infer import (
     DEFAULT_RESCAN_EVERY,
     DEFAULT_SMOOTHING,
-    Classifier,
     FacePrediction,
     FaceTracker,
     decode_image,
     process_frame,
 )
 from fer_core.labels import EMOTIONS
-from fer_core.models import default_model_path, load_model, save_model_upload
+from fer_core.paths import default_model_path
 from fer_core.stream import DROP_WARNING, StreamMonitor
 from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
-import ui  # noqa: F401  (keeps Streamlit from clearing the cached models' Keras state)
+from ui.models import loaded_model
 
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
 PANEL_REFRESH_S = 1.0  # how often the numbers beside the video redraw while playing
@@ -46,24 +45,6 @@ TIMELINE_STEP_S = 0.25  # one timeline point per this many seconds
 PHOTO_DETECT_WIDTH = 1024  # photos are scanned at more detail than webcam frames
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 STREAM_KEY = "live_stream"  # session_state: this browser session's tracker + monitor
-
-
-def model_choices() -> dict[str, str]:
-    """Selectable models, spec -> label: the shipped default (if trained yet), finished runs."""
-    choices = {}
-    if default_model_path().is_file():
-        choices["default"] = "default (the model that ships with the app)"
-    for info in runs.list_runs():
-        if info.readable and info.state == "finished" and info.best_model_path is not None:
-            model = info.config.model if info.config else "?"
-            choices[info.id] = f"run {info.name} · {model} ({info.id})"
-    return choices
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def classifier_for(path: str, stamp: int) -> Classifier:
-    """One traced classifier per model file version, shared by every session (thread-safe)."""
-    return Classifier(load_model(path))
 
 
 @st.cache_resource(max_entries=8)
@@ -111,7 +92,8 @@ st.caption(
 )
 
 # ---------------------------------------------------------------- model
-choices = model_choices()
+# the shipped model first, then finished runs only (a webcam wants a trained model)
+choices = {ref.spec: ref for ref in catalog.choices(finished_only=True, default_first=True)}
 with st.sidebar:
     own_model = st.file_uploader(
         "Your own model (.keras)", type=["keras"], key="live_model_file",
@@ -120,14 +102,14 @@ with st.sidebar:
     )
 if own_model is not None:
     try:  # untrusted: size, format and safe-mode load are checked before it is kept
-        own_path = save_model_upload(own_model.getvalue(), own_model.name)
-        choices = {str(own_path): f"uploaded {own_model.name}", **choices}
+        own = catalog.upload(own_model.getvalue(), own_model.name)
+        choices = {own.spec: own, **choices}
         if st.session_state.get("live_model_upload_id") != own_model.file_id:
             st.session_state["live_model_upload_id"] = own_model.file_id
-            st.session_state["live_model"] = str(own_path)  # a new upload is selected once
+            st.session_state["live_model"] = own.spec  # a new upload is selected once
     except (ValueError, OSError) as exc:
         st.error(f"That model file cannot be used: {exc}")
-if "default" not in choices:
+if catalog.DEFAULT not in choices:
     st.warning(
         f"The default model has not been trained yet ({default_model_path()} does not exist). "
         + ("Pick a finished run below." if choices else "")
@@ -135,10 +117,10 @@ if "default" not in choices:
 if not choices:
     st.info("No model to use yet: train one on the **Train** page; finished runs appear here.")
     st.stop()
-spec = st.selectbox("Model", list(choices), format_func=choices.get, key="live_model")
+spec = st.selectbox("Model", list(choices), format_func=lambda s: choices[s].label,
+                    key="live_model")
 try:
-    model_path = runs.resolve_model_path(spec)
-    classifier = classifier_for(str(model_path), model_path.stat().st_mtime_ns)
+    classifier = loaded_model(choices[spec]).classifier
 except (ValueError, OSError) as exc:
     st.error(f"Cannot use model {spec}: {exc}")
     st.stop()

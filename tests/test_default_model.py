@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import evaluate, runs
+from fer_core import catalog, evaluate
 from fer_core.config import config_from_preset
 from fer_core.data import load_dataset
 from fer_core.labels import NUM_CLASSES
-from fer_core.models import DEFAULT_MODEL_PATH, create_model, load_model
+from fer_core.models import create_model, load_model
+from fer_core.paths import DEFAULT_MODEL_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "models" / "MODEL_CARD.md"
@@ -42,7 +43,7 @@ def _card_figure(name: str) -> float:
 def test_the_default_is_shipped_small_and_resolves() -> None:
     assert DEFAULT_MODEL_PATH.is_file()
     assert DEFAULT_MODEL_PATH.stat().st_size <= 10 * 2**20
-    assert runs.resolve_model_path("default") == DEFAULT_MODEL_PATH
+    assert catalog.resolve("default").path == DEFAULT_MODEL_PATH
 
 
 def test_it_is_what_the_default_preset_builds(model) -> None:

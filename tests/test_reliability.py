@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import data, runs
+from fer_core import catalog, data, runs
 from fer_core.config import FIELD_NAMES, ConfigError, TrainConfig
 from fer_core.data import DataError, load_dataset, parse_csv_bytes, save_upload
 from fer_core.labels import EMOTIONS, SPLITS
@@ -777,7 +777,7 @@ def test_evaluation_and_inference_while_a_job_trains(tmp_path, monkeypatch, smal
     while thread.is_alive() or evaluations < 2:
         result = ev.evaluate_cached(run.id, images, labels, split="PublicTest")
         assert result.confusion.sum() == len(labels)
-        probs = Classifier(load_model(runs.resolve_model_path(run.id, tmp_path))).predict(
+        probs = Classifier(load_model(catalog.resolve(run.id, tmp_path).path)).predict(
             images[:5])
         assert probs.shape == (5, 7) and np.isfinite(probs).all()
         status = jobs.job_status(run.id, tmp_path)
@@ -833,7 +833,7 @@ def test_load_model_refuses_lambda_layers(tmp_path) -> None:
     with pytest.raises(ValueError, match="only native .keras model files are accepted"):
         load_model(h5)
     with pytest.raises(runs.RunError, match="only native .keras"):
-        runs.resolve_model_path(str(h5))
+        catalog.resolve(str(h5))
 
 
 def test_uploaded_models_are_untrusted(tmp_path, monkeypatch) -> None:
@@ -850,7 +850,7 @@ def test_uploaded_models_are_untrusted(tmp_path, monkeypatch) -> None:
     assert stored.parent == folder and stored.suffix == ".keras" and ".." not in stored.name
     assert load_model(stored).output_shape == (None, 7)
     assert save_model_upload(content, "again.keras") == stored  # same bytes, same file
-    assert runs.resolve_model_path(str(stored)) == stored.resolve()  # usable as a model spec
+    assert catalog.resolve(str(stored)).path == stored.resolve()  # usable as a model spec
 
     marker = tmp_path / "pwned"
     refused = {
@@ -909,9 +909,9 @@ def test_typed_paths_that_cannot_be_read_are_messages(tmp_path, monkeypatch) -> 
     with pytest.raises(DataError, match=r"locked.csv: cannot be read: Permission denied"):
         load_dataset(locked)
     with pytest.raises(runs.RunError, match="does not exist|not a run id"):
-        runs.resolve_model_path(str(tmp_path))
+        catalog.resolve(str(tmp_path))
     with pytest.raises(runs.RunError, match="only native .keras"):
-        runs.resolve_model_path(str(locked))
+        catalog.resolve(str(locked))
 
 
 def test_typed_paths_never_write_beside_the_users_files(tmp_path, monkeypatch) -> None:

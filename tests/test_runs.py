@@ -1,5 +1,5 @@
 """Run folders: atomic creation, tolerant listing, dead-pid detection, rename/delete, the lock,
-events/history files and model specs. No TensorFlow needed."""
+events/history files. No TensorFlow needed (model specs: test_catalog.py)."""
 
 from __future__ import annotations
 
@@ -161,26 +161,6 @@ def test_lock_dies_with_its_holder(root: Path) -> None:
         proc.wait()
     assert runs.lock_holder() is None  # no stale lock after a SIGKILL
     runs.acquire_lock().release()
-
-
-def test_resolve_model_path(root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = runs.create_run(TrainConfig())
-    with pytest.raises(runs.RunError, match="no best weights yet"):
-        runs.resolve_model_path(info.id)
-    (info.dir / "weights" / "best.keras").write_bytes(b"zip")
-    assert runs.resolve_model_path(info.id) == info.dir / "weights" / "best.keras"
-    model = tmp_path / "m.keras"
-    model.write_bytes(b"zip")
-    assert runs.resolve_model_path(str(model)) == model.resolve()
-    with pytest.raises(runs.RunError, match="does not exist"):
-        runs.resolve_model_path(str(tmp_path / "nope.keras"))
-    with pytest.raises(runs.RunError, match="not a run id.*not a .keras file.*'default'"):
-        runs.resolve_model_path("nonsense")
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "absent.keras"))
-    with pytest.raises(runs.RunError, match="no default model"):
-        runs.resolve_model_path("default")
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(model))
-    assert runs.resolve_model_path("default") == model
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:

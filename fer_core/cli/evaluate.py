@@ -1,7 +1,8 @@
 """`python -m fer_core evaluate MODEL --data PATH --split NAME [--tta] [--json]`.
 
 MODEL is a run id, a .keras file or `default`. Uses the same cached implementation as the
-Evaluate page (`fer_core.evaluate.evaluate_cached`), so both read and write the same files.
+Evaluate page (`fer_core.catalog` to find the model, `fer_core.evaluate.evaluate_cached`),
+so both read and write the same files.
 """
 
 from __future__ import annotations
@@ -45,9 +46,14 @@ def _print_table(result, header: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_core import evaluate
+    from fer_core import catalog, evaluate
     from fer_core.data import DataError, load_dataset, resolve_source
 
+    try:  # before the data loads: a mistyped model fails at once
+        model = catalog.resolve(args.model)
+    except ValueError as exc:
+        print(f"error: model {args.model!r}: {exc}", file=sys.stderr)
+        return 2
     source = resolve_source(args.data)
     try:
         dataset = load_dataset(source)
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = evaluate.evaluate_cached(
-            args.model, images, labels, split=evaluate.entry_name(dataset.source, args.split),
+            model, images, labels, split=evaluate.entry_name(dataset.source, args.split),
             tta=args.tta, source=dataset.source,
         )
     except (KeyError, FileNotFoundError, ValueError) as exc:

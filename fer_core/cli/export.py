@@ -13,13 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fer_core import runs
+from fer_core import catalog, runs
 from fer_core.config import changed_options
+from fer_core.paths import DEFAULT_MODEL_PATH
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fer_core.models import DEFAULT_MODEL_PATH
-
     parser.add_argument("run", help="run id")
     parser.add_argument("--weights", choices=("best", "last", "mean"), default="best",
                         help="the checkpoint best on validation, the last one, or the mean of "
@@ -39,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         info = runs.get_run(args.run, args.runs_dir)
+        if info.config is None:
+            raise runs.RunError(f"run {info.id} has no readable config.json to export "
+                                f"({info.problem})")
         wanted = {"best": ["best"], "last": ["last"], "mean": ["best", "last"]}[args.weights]
-        paths = [info.best_model_path if w == "best" else info.last_model_path for w in wanted]
-        if None in paths or info.config is None:
-            raise runs.RunError(f"run {info.id} has no {' and '.join(wanted)} weights or no "
-                                "readable config.json to export")
+        paths = [catalog.checkpoint(info, w).path for w in wanted]
         defaults = {m.name: m.defaults for m in list_models()}.get(info.config.model, {})
         config = info.config.replace(
             model_kwargs=changed_options(info.config.model_kwargs, defaults))

@@ -19,18 +19,15 @@ from fer_core.models.registry import (
     register_model,
     save_model_upload,
 )
-from fer_core.paths import DEFAULT_MODEL_PATH, default_model_path
 
 # Importing the builder modules registers them.
 from fer_core.models import fernet, mini_xception, reference  # noqa: E402,F401
 
 __all__ = [
-    "DEFAULT_MODEL_PATH",
     "MAX_MODEL_UPLOAD_BYTES",
     "ModelInfo",
     "count_params",
     "create_model",
-    "default_model_path",
     "export_model",
     "list_models",
     "load_model",

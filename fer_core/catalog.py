@@ -41,7 +41,7 @@ class ModelRef:
     spec: str  # what resolve() accepts back: a run id, "default" or the file's path
     label: str  # one line for a picker
     path: Path  # the .keras file
-    state: str  # a run's state (finished, running, stopped, failed, ...), else SHIPPED/FILE/UPLOADED
+    state: str  # a run's state (finished, running, failed, ...), else SHIPPED, FILE, UPLOADED
     run_id: str | None = None
     run_dir: Path | None = None
     architecture: str | None = None  # the registry name, when the run's config says it
@@ -134,6 +134,7 @@ def _from_run(info: runs.RunInfo, path: Path, weights: str = "best") -> ModelRef
         notes.append(info.state)
     if weights != "best":  # a run id means its best weights: the others go by their path
         notes.append(f"{weights} weights")
-    return ModelRef(spec=info.id if weights == "best" else str(path), label=f"run {info.name} · {' · '.join(notes)} ({info.id})",
-                    path=path, state=info.state, run_id=info.id, run_dir=info.dir,
+    return ModelRef(spec=info.id if weights == "best" else str(path),
+                    label=f"run {info.name} · {' · '.join(notes)} ({info.id})", path=path,
+                    state=info.state, run_id=info.id, run_dir=info.dir,
                     architecture=architecture)

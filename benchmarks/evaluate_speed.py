@@ -37,7 +37,7 @@ SHARED_CSV = ROOT.parent / "shared" / "fer2013" / "fer2013.csv.gz"
 
 def _faces():
     from fer_core.data import load_dataset
-    from fer_core.demo import make_demo
+    from fer_core.data.demo import make_demo
 
     if SHARED_CSV.is_file():
         images, labels = load_dataset(str(SHARED_CSV)).split("PublicTest")

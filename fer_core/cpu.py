@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from fer_core.paths import cpu_probe_dir
+
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 AUTO_ENV = "FER_ONEDNN_AUTO"  # "1": ONEDNN_ENV was chosen by this module, not by the user
 CHOICE_VERSION = 1
@@ -59,13 +61,9 @@ def cpu_signature() -> dict[str, str]:
 
 def choice_path(signature: dict[str, str] | None = None) -> Path:
     """`<cache>/cpu/onednn-<hash of the signature>.json`."""
-    from fer_core.paths import REPO_ROOT
-
     signature = signature or cpu_signature()
     key = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:16]
-    # fer_core.data.cache_dir()'s folder (that module imports NumPy, too early here)
-    cache = Path(os.environ.get("FER_CACHE_DIR") or REPO_ROOT / ".cache")
-    return cache / "cpu" / f"onednn-{key}.json"
+    return cpu_probe_dir() / f"onednn-{key}.json"
 
 
 def read_choice() -> dict[str, Any] | None:

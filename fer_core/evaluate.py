@@ -18,10 +18,10 @@ model or data invalidates it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from fer_core import catalog
+from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
+from fer_core.paths import eval_cache_dir
 
 BATCH_SIZE = 256
 CACHE_VERSION = 1
@@ -325,20 +327,12 @@ def entry_name(source: str, split: str) -> str:
     return split_key(split)
 
 
-def cache_root() -> Path:
-    """The project's cache folder (`$FER_CACHE_DIR`, default `.cache/`), shared with the data
-    loader; evaluations of models that are not runs go in its `eval/`."""
-    from fer_core.data import cache_dir
-
-    return cache_dir()
-
-
 def eval_folder(ref: catalog.ModelRef) -> Path:
     """Where a model's evaluations are cached: its run's `eval/` folder, else
     `<cache>/eval/<model file sha[:16]>/` (the shipped default, a .keras path)."""
     if ref.run_dir is not None:
         return Path(ref.run_dir) / "eval"
-    return cache_root() / "eval" / file_hash(ref.path)[:16]
+    return eval_cache_dir() / file_hash(ref.path)[:16]
 
 
 def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
@@ -376,22 +370,13 @@ def _write_cache(eval_dir: Path, split: str, key: str, meta: dict[str, Any],
     text = json.dumps({"version": CACHE_VERSION, "key": key, **meta}, indent=1)
     try:
         eval_dir.mkdir(parents=True, exist_ok=True)
-        _replace_atomic(arr_path, lambda fh: np.savez_compressed(fh, **arrays))
-        _replace_atomic(meta_path, lambda fh: fh.write(text.encode()))
+        packed = io.BytesIO()
+        np.savez_compressed(packed, **arrays)
+        atomic_write(arr_path, packed.getvalue(), mode=0o600)  # owner-only, as run files are
+        atomic_write(meta_path, text, mode=0o600)
     except (OSError, ValueError):
         return False
     return True
-
-
-def _replace_atomic(path: Path, write: Any) -> None:
-    """`write(binary file)` into a temporary file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np.ndarray, *,

@@ -24,11 +24,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fer_core import runs
 from fer_core.config import TrainConfig
+from fer_core.files import tail
 from fer_core.paths import REPO_ROOT
 from fer_core.runs import JobBusy, RunError, RunInfo
 
@@ -219,15 +219,5 @@ def job_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | N
         eta = last.get("eta")
     if info.state == "finished":
         progress = 1.0
-    return JobStatus(info, alive, min(1.0, max(0.0, progress)), eta, last, _tail(info.dir / "job.log"))
-
-
-def _tail(path: Path, lines: int = 20, max_bytes: int = 16384) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - max_bytes))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    log_tail = "\n".join(tail(info.dir / "job.log", lines=20, max_bytes=16384))
+    return JobStatus(info, alive, min(1.0, max(0.0, progress)), eta, last, log_tail)

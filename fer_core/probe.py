@@ -28,11 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from fer_core import cpu
 from fer_core.config import ConfigError, TrainConfig
+from fer_core.files import atomic_write
 from fer_core.paths import REPO_ROOT
 
 SPEED_TIMEOUT_S = 300.0  # a TensorFlow import, a model build and trace, a few timed steps
@@ -180,13 +180,7 @@ def _decide(off: dict[str, Any], on: dict[str, Any]) -> tuple[bool, str]:
 def _write_choice(choice: dict[str, Any]) -> None:
     path = cpu.choice_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(choice, fh, indent=1)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, json.dumps(choice, indent=1), mode=0o600)
 
 
 # ---------------------------------------------------------------- the children

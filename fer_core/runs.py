@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.config import ConfigError, TrainConfig
+from fer_core.files import atomic_write
 
 STATES: tuple[str, ...] = ("queued", "running", "finished", "stopped", "failed")
 ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
@@ -53,6 +54,7 @@ _STATUS_NUMBERS = ("created_at", "updated_at", "queued_at", "started_at", "finis
                    "best_value", "elapsed", "eta")
 _STATUS_TEXTS = ("name", "error", "monitor", "pid_start")
 _MAX_PID = 2**22  # Linux's pid_max ceiling
+FILE_MODE = 0o600  # metadata files are the owner's only, as the run folder (mkdtemp) is
 
 
 
@@ -154,23 +156,11 @@ def run_path(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | Non
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    _write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n", mode=FILE_MODE)
 
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def _write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:
@@ -414,7 +404,7 @@ def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=[*HISTORY_FIELDS, *extra], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(Path(run_dir) / "history.csv", buf.getvalue())
+    atomic_write(Path(run_dir) / "history.csv", buf.getvalue(), mode=FILE_MODE)
 
 
 def read_history(
@@ -527,7 +517,7 @@ def request_stop(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike |
         raise RunError(f"{info.dir} is not a readable run folder ({info.problem}); "
                        "no stop was requested")
     path = info.dir / STOP_NAME
-    _write_text(path, f"{time.time()}\n")
+    atomic_write(path, f"{time.time()}\n", mode=FILE_MODE)
     return path
 
 

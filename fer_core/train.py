@@ -37,6 +37,7 @@ import tensorflow as tf
 from fer_core import runs
 from fer_core.config import ConfigError, TrainConfig
 from fer_core.data import DEMO, FerDataset, load_dataset
+from fer_core.files import atomic_path
 from fer_core.labels import IMG_SIZE, PUBLIC_TEST, TRAINING
 from fer_core.models import create_model, list_models, load_model
 from fer_core.pipeline import NO_AUGMENT, AugmentConfig, balanced_class_weights, make_dataset
@@ -381,9 +382,9 @@ class RunWriter(keras.callbacks.Callback):
 
 
 def _save_atomic(model: keras.Model, path: Path, *, include_optimizer: bool) -> None:
-    """Save to a temporary `.keras` beside `path`, then rename over it."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
+    """Save to a temporary `.keras` beside `path`, then rename over it (a full disk drops the
+    half-written copy and keeps the old file)."""
+    with atomic_path(path, suffix=".keras", unique=False) as tmp:
         if include_optimizer:
             model.save(tmp)
         else:
@@ -392,10 +393,6 @@ def _save_atomic(model: keras.Model, path: Path, *, include_optimizer: bool) -> 
             clone = keras.models.clone_model(model)
             clone.set_weights(model.get_weights())
             clone.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk: drop the half-written copy, keep the old file
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _num(value: Any) -> float | None:

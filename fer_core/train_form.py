@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from fer_core import runs
 from fer_core.config import PRESETS, ConfigError, TrainConfig, changed_options, config_from_preset
+from fer_core.files import tail
 from fer_core.labels import PUBLIC_TEST, TRAINING
 from fer_core.pipeline import AugmentConfig
 
@@ -299,17 +300,8 @@ class LiveProgress:
 def recent_events(info: runs.RunInfo, max_bytes: int = 1 << 19) -> list[dict[str, Any]]:
     """The last events of a run (about `max_bytes` of events.jsonl), enough for the live
     panel: a run of hours logs megabytes of batch events, and the panel reads every second."""
-    path = info.dir / "events.jsonl"
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            fh.seek(max(0, size - max_bytes))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    lines = text.splitlines()[1:] if size > max_bytes else text.splitlines()
     events = []
-    for line in lines:
+    for line in tail(info.dir / "events.jsonl", max_bytes=max_bytes):
         try:
             event = json.loads(line)
         except ValueError:

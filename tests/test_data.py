@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fer_core import data
-from fer_core.data import DataError, FerDataset, load_dataset, resolve_source, split_dataset
+from fer_core.data import (
+    DataError,
+    FerDataset,
+    csv_format,
+    load_dataset,
+    resolve_source,
+    split_dataset,
+    upload_store,
+)
 from fer_core.labels import EMOTIONS, FER2013_COUNTS, NUM_PIXELS, SPLITS
 
 REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared/fer2013/fer2013.csv.gz"
@@ -351,7 +359,7 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch) -> None:
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed again instead of using the cache")
 
-    monkeypatch.setattr(data, "parse_csv_bytes", no_parsing)
+    monkeypatch.setattr(csv_format, "parse_csv_bytes", no_parsing)
     second = load_dataset(path)
     _assert_same(second, first.images, first.labels, first.usage)
     assert second.source == str(path)
@@ -416,7 +424,7 @@ def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
     """The parser works on chunks of whole lines; tiny chunks must not change anything."""
     images, labels, usage = _rows(40, seed=4)
     text = _csv(images, labels, usage)
-    monkeypatch.setattr(data, "_CHUNK_BYTES", 3000)  # about one line per chunk
+    monkeypatch.setattr(csv_format, "_CHUNK_BYTES", 3000)  # about one line per chunk
     _assert_same(data.parse_csv_bytes(text, "t"), images, labels, usage)
     lines = text.decode().split("\n")
     _set_pixel(lines, 30, 2304, "300")
@@ -432,7 +440,7 @@ def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
 
 def test_old_unused_uploads_are_evicted_beyond_the_size_budget(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(data, "UPLOADS_MAX_BYTES", 40)
+    monkeypatch.setattr(upload_store, "UPLOADS_MAX_BYTES", 40)
     paths = []
     for i in range(4):
         paths.append(data.save_upload(f"emotion,pixels\n{i}".encode(), f"f{i}.csv"))

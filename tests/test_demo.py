@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_core.data import FerDataset, load_dataset
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 from fer_core.labels import EMOTIONS, IMG_SIZE, SPLITS
 
 

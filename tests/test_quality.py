@@ -7,7 +7,7 @@ import pytest
 
 from fer_core import quality
 from fer_core.data import FerDataset
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 
 

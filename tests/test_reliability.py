@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import catalog, data, runs
+from fer_core import catalog, paths, runs, uploads
 from fer_core.config import FIELD_NAMES, ConfigError, TrainConfig
-from fer_core.data import DataError, load_dataset, parse_csv_bytes, save_upload
+from fer_core.data import DataError, archives, load_dataset, parse_csv_bytes, save_upload
 from fer_core.labels import EMOTIONS, SPLITS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,21 +258,20 @@ def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes
 def test_upload_size_limit(monkeypatch) -> None:
     """Bad input / uploads: above the limit an upload is refused before it is parsed or
     saved, with the sizes in the message."""
-    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", 10_000)
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", 10_000)
     content = _csv_bytes(4)  # ~37 KB
     with pytest.raises(DataError, match=r"upload:big.csv: the upload is 0.0 MB, more than"):
         load_dataset(content, name="big.csv")
     with pytest.raises(DataError, match="more than the 0.0 MB allowed"):
         save_upload(content, "big.csv")
-    assert not (data.cache_dir() / "uploads").exists() or not list(
-        (data.cache_dir() / "uploads").iterdir())
-    monkeypatch.setattr(data, "MAX_UPLOAD_BYTES", len(content))
+    assert not paths.uploads_dir().exists() or not list(paths.uploads_dir().iterdir())
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_BYTES", len(content))
     assert len(load_dataset(content, name="ok.csv")) == 4
 
 
 def test_zip_with_too_many_members(monkeypatch) -> None:
     """Bad input / uploads: a zip holding more files than the limit is refused unread."""
-    monkeypatch.setattr(data, "MAX_ARCHIVE_MEMBERS", 50)
+    monkeypatch.setattr(uploads, "MAX_ARCHIVE_MEMBERS", 50)
     members = {f"train/happy/{i}.png": _png(i) for i in range(51)}
     with pytest.raises(DataError, match=r"the archive holds 51 files, more than the 50 allowed"):
         load_dataset(_zip(members), name="many.zip")
@@ -293,7 +292,7 @@ def test_zip_bomb_is_refused_before_it_is_decompressed() -> None:
 
 def test_archives_whose_content_is_too_large(monkeypatch) -> None:
     """Bad input / uploads: a zip, tar or gzip whose content exceeds MAX_EXPANDED_BYTES."""
-    monkeypatch.setattr(data, "MAX_EXPANDED_BYTES", 100_000)
+    monkeypatch.setattr(uploads, "MAX_EXPANDED_BYTES", 100_000)
     content = _csv_bytes(8)  # ~75 KB each
     with pytest.raises(DataError, match=r"the archive expands to 0.1 MB, more than"):
         load_dataset(_zip({"a.csv": content, "b.csv": content}, zipfile.ZIP_STORED), name="x.zip")
@@ -341,7 +340,7 @@ def test_archive_member_paths_never_write_outside(tmp_path, monkeypatch) -> None
 
 def test_upload_names_cannot_escape_the_cache_folder() -> None:
     """Bad input / uploads: whatever the uploaded file's name, it is saved in cache/uploads."""
-    folder = data.cache_dir() / "uploads"
+    folder = paths.uploads_dir()
     for i, name in enumerate(["../../evil.csv", "/etc/passwd", "..", "", "a/../../b.csv",
                               "C:\\Windows\\x.csv", "\x00nul.csv", "é" * 300]):
         path = save_upload(f"emotion,pixels\n{i},1".encode(), name)
@@ -551,7 +550,7 @@ def _tiny(**changes) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def small_demo():
-    from fer_core.demo import make_demo
+    from fer_core.data.demo import make_demo
 
     return make_demo(300, seed=1)
 
@@ -603,7 +602,7 @@ def test_a_failure_that_cannot_be_recorded_still_reports_the_original_error(
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs, "_write_text", full)
+    monkeypatch.setattr(runs, "atomic_write", full)
     monkeypatch.setattr(runs, "append_event", full)
     trainer._fail(info.dir, OSError(errno.ENOSPC, "No space left on device", "best.keras"))
     assert "could not record the failure" in capsys.readouterr().err
@@ -846,7 +845,7 @@ def test_uploaded_models_are_untrusted(tmp_path, monkeypatch) -> None:
     create_model("fernet", width=4, convs=1).save(good)
     content = good.read_bytes()
     stored = save_model_upload(content, "../../../etc/my model.keras")
-    folder = data.cache_dir() / "models"
+    folder = paths.uploaded_models_dir()
     assert stored.parent == folder and stored.suffix == ".keras" and ".." not in stored.name
     assert load_model(stored).output_shape == (None, 7)
     assert save_model_upload(content, "again.keras") == stored  # same bytes, same file
@@ -883,7 +882,7 @@ def test_server_listens_on_localhost_with_xsrf_protection() -> None:
     assert server["address"] == "127.0.0.1"
     assert server.get("enableXsrfProtection", True) is True
     assert server.get("enableCORS", True) is True
-    assert server["maxUploadSize"] * 2**20 <= data.MAX_UPLOAD_BYTES  # the loader's limit fits
+    assert server["maxUploadSize"] * 2**20 <= uploads.MAX_UPLOAD_BYTES  # the loader's limit fits
     readme = (REPO / "README.md").read_text()
     assert "--server.address" in readme and "HTTPS" in readme and "localhost" in readme
 
@@ -905,7 +904,7 @@ def test_typed_paths_that_cannot_be_read_are_messages(tmp_path, monkeypatch) -> 
     def denied(path, label, skip_bad):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(data, "_load_file", denied)  # (the tests run as root: chmod is moot)
+    monkeypatch.setattr(archives, "load_file", denied)  # (the tests run as root: chmod is moot)
     with pytest.raises(DataError, match=r"locked.csv: cannot be read: Permission denied"):
         load_dataset(locked)
     with pytest.raises(runs.RunError, match="does not exist|not a run id"):
@@ -933,7 +932,7 @@ def test_typed_paths_never_write_beside_the_users_files(tmp_path, monkeypatch) -
     ds = load_dataset(user / "fer.csv")
     ev.evaluate_cached(str(user / "m.keras"), ds.images, ds.labels, split="all")
     assert _tree(user) == before
-    assert list((data.cache_dir() / "eval").iterdir())
+    assert list(paths.eval_cache_dir().iterdir())
 
 
 def test_run_commands_stay_inside_the_runs_folder(tmp_path, capsys) -> None:

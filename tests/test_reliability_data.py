@@ -26,7 +26,16 @@ import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import data, runs
 from fer_core.__main__ import main
 from fer_core.config import ConfigError, TrainConfig
-from fer_core.data import DataError, load_dataset, parse_csv_bytes, save_upload, source_signature
+from fer_core.data import (
+    DataError,
+    csv_format,
+    load_dataset,
+    parse_csv_bytes,
+    save_upload,
+    source_signature,
+    sources,
+    upload_store,
+)
 from fer_core.webrtc import ICE_ENV, ice_servers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +125,7 @@ def test_running_out_of_memory_is_a_data_error(tmp_path, monkeypatch) -> None:
     def exhausted(*args, **kwargs):
         return np.empty(2**62, dtype=np.uint8)  # numpy's _ArrayMemoryError
 
-    monkeypatch.setattr(data, "_parse_canonical", exhausted)
+    monkeypatch.setattr(csv_format, "_parse_canonical", exhausted)
     err = _raises_data_error(lambda: load_dataset(path, use_cache=False))
     assert str(err).startswith(str(path)) and "not enough memory" in str(err)
 
@@ -223,7 +232,7 @@ def _long_ago(path: Path, days: float) -> None:
 def test_an_upload_a_run_trains_on_is_never_evicted(monkeypatch) -> None:
     """Old UPLOADS_KEEP = 3: a 4th upload from anyone deleted the oldest, even the data of
     a run (which then could not resume)."""
-    monkeypatch.setattr(data, "UPLOADS_MAX_BYTES", 1)  # every old, unused upload must go
+    monkeypatch.setattr(upload_store, "UPLOADS_MAX_BYTES", 1)  # every old, unused upload must go
     trained = save_upload(_csv(ROW), "trained.csv")
     runs.create_run(TrainConfig(data=str(trained), epochs=1))
     _long_ago(trained, 60)  # older than UPLOADS_MAX_AGE_SECONDS too
@@ -236,7 +245,7 @@ def test_an_upload_a_run_trains_on_is_never_evicted(monkeypatch) -> None:
 
 
 def test_an_upload_in_use_by_another_session_is_kept(monkeypatch) -> None:
-    monkeypatch.setattr(data, "UPLOADS_MAX_BYTES", 1)
+    monkeypatch.setattr(upload_store, "UPLOADS_MAX_BYTES", 1)
     active = save_upload(_csv(ROW), "active.csv")
     _long_ago(active, 3)
     data.mark_used(active)  # what ui.state.load_active_dataset does on every page run
@@ -248,7 +257,7 @@ def test_an_upload_in_use_by_another_session_is_kept(monkeypatch) -> None:
 
 def test_old_unused_uploads_go_oldest_first_within_the_size_budget(monkeypatch) -> None:
     small = len(_csv(ROW))
-    monkeypatch.setattr(data, "UPLOADS_MAX_BYTES", 3 * small)
+    monkeypatch.setattr(upload_store, "UPLOADS_MAX_BYTES", 3 * small)
     paths = []
     for label in range(4):  # same size, different content, last used 5, 4, 3, 2 days ago
         paths.append(save_upload(_csv(f"{label}{ROW[1:]}"), f"f{label}.csv"))
@@ -296,7 +305,7 @@ def test_dataset_key_changes_with_any_image_inside_the_folder(tmp_path) -> None:
 
 
 def test_folder_walk_is_bounded(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(data, "MAX_FOLDER_ENTRIES", 50)
+    monkeypatch.setattr(sources, "MAX_FOLDER_ENTRIES", 50)
     happy = tmp_path / "big" / "train" / "happy"
     happy.mkdir(parents=True)
     for i in range(60):

@@ -327,8 +327,8 @@ def test_compute_bomb_models_are_refused(tmp_path) -> None:
     ValueErrors saying why, found before (or by a bounded) forward pass; nothing is kept."""
     import keras
 
-    from fer_core.data import cache_dir
     from fer_core.models import save_model_upload
+    from fer_core.paths import uploaded_models_dir
 
     def model(*layers) -> keras.Model:
         inputs = keras.Input((48, 48, 1))
@@ -355,7 +355,7 @@ def test_compute_bomb_models_are_refused(tmp_path) -> None:
         with pytest.raises(ValueError, match=words) as err:
             save_model_upload(blob, name)
         assert str(err.value).startswith(f"upload:{name}: "), err.value
-    assert not list((cache_dir() / "models").iterdir())
+    assert not list(uploaded_models_dir().iterdir())
 
 
 def test_model_trial_has_a_time_limit() -> None:
@@ -514,7 +514,7 @@ import numpy as np
 import fer_core
 from fer_core.config import TrainConfig
 from fer_core.data import FerDataset
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 from fer_core.models import list_models
 from fer_core.pipeline import make_dataset
 from fer_core.train import augment_config, build_model, train

@@ -23,7 +23,7 @@ if sys.argv[2] == "mirrored":
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 from fer_core.config import TrainConfig
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 from fer_core.models import load_model
 from fer_core.runs import read_events
 from fer_core.train import choose_strategy, describe_strategy, train

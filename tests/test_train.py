@@ -12,7 +12,7 @@ import pytest
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import runs
 from fer_core.config import ConfigError, TrainConfig
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 from fer_core.models import load_model
 from fer_core.train import (CosineSchedule, estimate_epoch_seconds, resume, split_data, train,
                             train_run)

@@ -14,7 +14,7 @@ from pathlib import Path
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import runs
 from fer_core.config import TrainConfig
-from fer_core.demo import make_demo
+from fer_core.data.demo import make_demo
 
 DEMO_N = 350
 DEMO_SEED = 3

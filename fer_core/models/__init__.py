@@ -8,7 +8,6 @@ differently. Every model ends in a 7-way softmax.
 from __future__ import annotations
 
 from fer_core.models.registry import (
-    MAX_MODEL_UPLOAD_BYTES,
     ModelInfo,
     count_params,
     create_model,
@@ -24,7 +23,6 @@ from fer_core.models.registry import (
 from fer_core.models import fernet, mini_xception, reference  # noqa: E402,F401
 
 __all__ = [
-    "MAX_MODEL_UPLOAD_BYTES",
     "ModelInfo",
     "count_params",
     "create_model",

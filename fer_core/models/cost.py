@@ -16,11 +16,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from fer_core import uploads
 from fer_core.labels import IMG_SIZE, NUM_CLASSES
-
-MAX_FLOPS_PER_FACE = 5 * 10**9  # our largest registered model (paul2018) needs 1.2 GFLOPs
-MAX_ACTIVATION_BYTES = 64 * 2**20  # per face, one layer's output (ours: < 1 MB)
-TRIAL_SECONDS = 20.0  # one face through a model within the limits takes well under 1 s
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,8 @@ def model_cost(model: keras.Model) -> ModelCost:
     return ModelCost(int(flops), int(largest), largest_layer)
 
 
-def check_model_cost(model: keras.Model, *, max_flops: int = MAX_FLOPS_PER_FACE,
-                     max_activation_bytes: int = MAX_ACTIVATION_BYTES) -> ModelCost:
+def check_model_cost(model: keras.Model, *, max_flops: int = uploads.MAX_FLOPS_PER_FACE,
+                     max_activation_bytes: int = uploads.MAX_ACTIVATION_BYTES) -> ModelCost:
     """`model_cost`, or ValueError saying which limit the model exceeds and by how much."""
     cost = model_cost(model)
     if cost.flops > max_flops:
@@ -95,7 +92,7 @@ def check_model_cost(model: keras.Model, *, max_flops: int = MAX_FLOPS_PER_FACE,
     return cost
 
 
-def trial_forward(model: keras.Model, *, seconds: float = TRIAL_SECONDS) -> None:
+def trial_forward(model: keras.Model, *, seconds: float = uploads.TRIAL_SECONDS) -> None:
     """Run one blank face through `model` within `seconds`; ValueError for any failure
     (out of memory, a shape error, a wrong output) or when it takes longer. The check runs
     in a thread, so a slow model is refused on time (its computation finishes unseen)."""
@@ -123,5 +120,4 @@ def trial_forward(model: keras.Model, *, seconds: float = TRIAL_SECONDS) -> None
                          f"(1, {NUM_CLASSES}): one probability per emotion")
 
 
-__all__ = ["MAX_ACTIVATION_BYTES", "MAX_FLOPS_PER_FACE", "ModelCost", "TRIAL_SECONDS",
-           "check_model_cost", "model_cost", "trial_forward"]
+__all__ = ["ModelCost", "check_model_cost", "model_cost", "trial_forward"]

@@ -17,9 +17,10 @@ import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import keras
 import numpy as np
 
+from fer_core import uploads
+from fer_core.files import atomic_path
 from fer_core.models.cost import check_model_cost, trial_forward
-
-MAX_MODEL_UPLOAD_BYTES = 100 * 2**20  # our models are a few MB; mini-Xception at width 64 ~ 10
+from fer_core.paths import uploaded_models_dir
 
 Builder = Callable[..., keras.Model]
 
@@ -140,17 +141,15 @@ def export_model(src: str | os.PathLike, dst: str | os.PathLike, *,
             weights.append(other_weights)
         model.set_weights([np.mean(ws, axis=0) for ws in zip(*weights, strict=True)])
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with atomic_path(dst, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst
 
 
-def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLOAD_BYTES) -> Path:
-    """Keep an uploaded model file (untrusted) in `<cache>/models/` and return its path.
+def save_model_upload(data: bytes, name: str, *,
+                      max_bytes: int = uploads.MAX_MODEL_UPLOAD_BYTES) -> Path:
+    """Keep an uploaded model file (untrusted) in `paths.uploaded_models_dir()` and return its
+    path.
 
     The bytes must be a native `.keras` archive of at most `max_bytes`, not a zip bomb, and
     load under safe mode (no code from `Lambda` layers); it is loaded from a hidden
@@ -160,21 +159,20 @@ def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLO
     first. ValueError says what is wrong.
     The stored name comes from the content's hash, never from `name`.
     """
-    from fer_core.data import archive_problem, cache_dir
-
     label = f"upload:{Path(name).name or 'model'}"
     if not name.lower().endswith(".keras"):
         raise ValueError(f"{label}: only native .keras model files are accepted "
                          "(not .h5, SavedModel or pickles)")
-    if len(data) > max_bytes:
-        raise ValueError(f"{label}: the file is {len(data) / 2**20:,.1f} MB, more than the "
-                         f"{max_bytes / 2**20:,.0f} MB allowed for a model")
+    problem = uploads.model_size_problem(len(data), max_bytes)
+    if problem:
+        raise ValueError(f"{label}: {problem}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
-            problem = archive_problem([(i.filename, i.file_size, i.compress_size)
-                                       for i in zf.infolist()], max_members=1000,
-                                      max_bytes=4 * max_bytes)
+            problem = uploads.archive_problem(
+                [(i.filename, i.file_size, i.compress_size) for i in zf.infolist()],
+                max_members=uploads.MAX_MODEL_ARCHIVE_MEMBERS,
+                max_bytes=uploads.MODEL_EXPANSION * max_bytes)
     except zipfile.BadZipFile:
         raise ValueError(f"{label}: not a Keras model file (a .keras file is a zip archive)") \
             from None
@@ -182,18 +180,15 @@ def save_model_upload(data: bytes, name: str, *, max_bytes: int = MAX_MODEL_UPLO
         raise ValueError(f"{label}: {problem}")
     if "config.json" not in names:
         raise ValueError(f"{label}: not a Keras model file (no config.json in the archive)")
-    folder = cache_dir() / "models"
+    folder = uploaded_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.blake2b(data, digest_size=8).hexdigest()}.keras"
-    tmp = folder / f".{path.stem}.{os.getpid()}.tmp.keras"
-    try:
-        tmp.write_bytes(data)
-        model = load_model(tmp)
-        check_model_cost(model)  # from the layers' shapes, before anything runs
-        trial_forward(model)
-        os.replace(tmp, path)
-    except ValueError as exc:
-        raise ValueError(f"{label}: {str(exc).removeprefix(f'{tmp}: ')}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, suffix=".keras") as tmp:
+        try:
+            tmp.write_bytes(data)
+            model = load_model(tmp)
+            check_model_cost(model)  # from the layers' shapes, before anything runs
+            trial_forward(model)
+        except ValueError as exc:
+            raise ValueError(f"{label}: {str(exc).removeprefix(f'{tmp}: ')}") from None
     return path

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.data import FerDataset, split_codes
+from fer_core.data.dataset import FerDataset, split_codes
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES, SPLITS
 
 # Per class: mouth curvature (+ = corners up), mouth opening, mouth width, mouth tilt,

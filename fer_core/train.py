@@ -449,14 +449,11 @@ def train_run(
         raise runs.RunError(f"run {info.id!r} cannot be trained: {info.problem}")
     config = info.config if epochs is None else info.config.replace(epochs=epochs)
     initial_epoch, history = runs.resume_point(info.dir) if resume else (0, [])
-    runs.check_resume_epochs(info.id, initial_epoch, config.epochs)
     if resume:
         # A resume job's run is queued with the job's own pid (or none yet): that is us.
         if info.active and info.status.get("pid") not in (None, os.getpid()):
             raise runs.RunError(f"run {info.id!r} is still {info.state} (pid {info.status.get('pid')})")
-        if info.state == "finished" and config.epochs <= info.epoch:
-            raise runs.RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
-                                f"give more epochs to continue it")
+        runs.check_resume(info, config.epochs)
     elif info.status.get("state") != "queued":
         raise runs.RunError(f"run {info.id!r} is {info.state}, not queued; resume it instead")
     if epochs is not None:

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_core.params import ConfigError, Param, When, check, check_fields, param, params_of
+from fer_core.params import (
+    ConfigError,
+    Param,
+    When,
+    check,
+    check_fields,
+    param,
+    params_of,
+)
 
 __all__ = [
     "AUGMENT_PARAMS", "FIELD_NAMES", "MAX_SEED", "MODEL_OPTIONS", "MONITORS", "NO_AUGMENT",

@@ -184,7 +184,7 @@ def _items(name: str, spec: Param, options: dict) -> dict:
     return options
 
 
-def _int(name: str, value: Any, *, minimum: int | float, maximum: int | None = None) -> int:
+def _int(name: str, value: Any, *, minimum: float, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be an integer, got {value!r}")
     if isinstance(value, float) and not value.is_integer():

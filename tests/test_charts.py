@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fer_core import charts, runs
 from run_fixtures import finished_run
+
+from fer_core import charts, runs
 
 # ---------------------------------------------------------------- Training
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 
+from run_fixtures import finished_run
+
 from fer_core import run_table, runs
 from fer_core.config import TrainConfig
-from run_fixtures import finished_run
 
 
 def test_runs_frame_lists_every_run_with_its_best_accuracy(tmp_path):

@@ -11,77 +11,167 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fer_core.params import (
+    ConfigError,
+    Param,
+    When,
+    check,
+    check_fields,
+    param,
+    params_of,
+)
+
+__all__ = [
+    "AUGMENT_PARAMS", "FIELD_NAMES", "MAX_SEED", "MODEL_OPTIONS", "MONITORS", "NO_AUGMENT",
+    "OPTIMIZERS", "PRESETS", "SCHEDULES", "TRAIN_PARAMS", "VAL_SOURCES", "AugmentConfig",
+    "ConfigError", "TrainConfig", "changed_options", "config_from_preset",
+]
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine", "none")
 MONITORS: tuple[str, ...] = ("val_accuracy", "val_loss")
 VAL_SOURCES: tuple[str, ...] = ("publictest", "fraction")
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeding take 32-bit seeds
-# Sane ranges of the registered models' options (their builders' defaults in
-# fer_core.models.list_models(): width and convs are ints, dropout and l2 floats), checked
-# here without TensorFlow: (type, low, high, high excluded). Unknown names are
+
+# Sane ranges of the registered models' options (their builders' defaults are in
+# fer_core.models.list_models(); width and convs are ints, dropout and l2 floats), checked
+# here without TensorFlow, in the order the Train form shows them. Unknown names are
 # train.check_config's, which knows each model's own options.
-MODEL_OPTION_RANGES: dict[str, tuple[type, float, float, bool]] = {
-    "width": (int, 1, 512, False),
-    "convs": (int, 1, 6, False),
-    "dropout": (float, 0.0, 1.0, True),
-    "l2": (float, 0.0, 1.0, False),
+MODEL_OPTIONS: dict[str, Param] = {
+    "width": Param("int", "filters of the first block; later blocks scale with it (cost "
+                   "grows about with its square)", label="width (filters)", low=1, high=512,
+                   step=1),
+    "dropout": Param("float", "dropout rate before the classifier", label="dropout", low=0.0,
+                     high=1.0, high_open=True, step=0.05, fmt="%.2f"),
+    "l2": Param("float", "L2 factor of the conv kernels (0 = off)", label="L2 weight penalty",
+                low=0.0, high=1.0, step=0.001, fmt="%.4f"),
+    "convs": Param("int", "convolutions per stage", label="convs per block", low=1, high=6,
+                   step=1),
 }
 
-
-class ConfigError(ValueError):
-    """A config value is invalid; `field` names it, the message says what is wrong."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"TrainConfig.{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
+# Each augmentation does something only while augmentation is on (config.augment not None).
+_AUGMENTING = When("augment", "augmentation is switched off", unless=(None,))
+_PLATEAU = When("schedule", "used by the plateau schedule only", among=("plateau",))
 
 
-def _f(default: Any, help_text: str) -> Any:
-    """A dataclass field whose help text doubles as its comment and its CLI --help."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help_text})
-    return field(default=default, metadata={"help": help_text})
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (`TrainConfig.augment`); a zero (or False) switches one
+    transform off. Applied by `fer_core.pipeline`."""
+
+    flip: bool = param(True, "mirror left-right with probability 0.5", label="Horizontal flip",
+                       active=_AUGMENTING)
+    shift: float = param(0.1, "max translation, fraction of the image side", low=0.0, high=0.5,
+                         step=0.05, label="Shift (fraction)", active=_AUGMENTING)
+    rotation: float = param(10.0, "max rotation, degrees either way", low=0.0, high=180.0,
+                            step=5.0, label="Rotation (°)", active=_AUGMENTING)
+    zoom: float = param(0.1, "max scale change, fraction either way", low=0.0, high=0.9,
+                        step=0.05, label="Zoom (fraction)", active=_AUGMENTING)
+    brightness: float = param(0.1, "max brightness offset, fraction of full range either way",
+                              low=0.0, high=1.0, step=0.05, active=_AUGMENTING)
+    contrast: float = param(0.2, "max contrast change, fraction either way", low=0.0, high=1.0,
+                            step=0.05, active=_AUGMENTING)
+    erasing: float = param(0.0, "probability of erasing one random rectangle (random erasing)",
+                           low=0.0, high=1.0, step=0.05, label="Random erasing (probability)",
+                           active=_AUGMENTING)
+
+    def __post_init__(self) -> None:
+        try:
+            check_fields(self)
+        except ConfigError as exc:
+            raise ConfigError("augment", f"{exc.field} {exc.problem}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
+        """From `TrainConfig.augment`'s options (missing ones take defaults, unknown fail)."""
+        return cls(**check("augment", TRAIN_PARAMS["augment"], values or {}))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.flip or self.shift or self.rotation or self.zoom or self.brightness
+                    or self.contrast or self.erasing)
+
+
+NO_AUGMENT = AugmentConfig(flip=False, shift=0.0, rotation=0.0, zoom=0.0, brightness=0.0,
+                           contrast=0.0, erasing=0.0)
+AUGMENT_PARAMS: dict[str, Param] = params_of(AugmentConfig)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every hyperparameter of one training run (frozen; use `.replace(...)` to change)."""
+    """Every hyperparameter of one training run (frozen; use `.replace(...)` to change).
 
-    name: str = _f("", "display name of the run (free text; the run id never changes)")
-    model: str = _f("mini_xception", "registered model name (see fer_core.models.list_models)")
-    model_kwargs: dict = _f({}, "keyword options passed to the model builder, e.g. widths")
-    data: str = _f("demo", "dataset: path to fer2013.csv(.gz/.zip) or image folder, or 'demo'")
-    val_source: str = _f("publictest", "validation split: PublicTest when present, or 'fraction'")
-    val_fraction: float = _f(0.1, "seeded share of Training held out when PublicTest is not used")
-    epochs: int = _f(30, "passes over the training set")
-    batch_size: int = _f(64, "images per optimizer step (global, across all devices)")
-    optimizer: str = _f("adam", "adam | sgd (with Nesterov momentum) | adamw")
-    learning_rate: float = _f(1e-3, "initial (peak, for cosine) learning rate")
-    momentum: float = _f(0.9, "SGD momentum (Nesterov); ignored by adam/adamw")
-    weight_decay: float = _f(0.0, "decoupled weight decay (adamw; also applied by adam/sgd if > 0)")
-    schedule: str = _f("plateau", "learning-rate schedule: plateau | cosine | none")
-    plateau_factor: float = _f(0.5, "plateau: multiply the LR by this when the monitor stalls")
-    plateau_patience: int = _f(3, "plateau: epochs without improvement before reducing the LR")
-    min_lr: float = _f(1e-6, "lowest LR for plateau reductions and the end of the cosine")
-    warmup_epochs: int = _f(0, "cosine: epochs of linear warm-up from ~0 to learning_rate")
-    early_stop_monitor: str = _f("val_accuracy", "metric for early stopping, best weights, plateau")
-    early_stop_patience: int = _f(10, "epochs without improvement before stopping; 0 = off")
-    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, 0 <= x < 1")
-    augment: dict | None = _f({}, "AugmentConfig options ({} = its defaults, null = no augment)")
-    mixup_alpha: float = _f(0.0, "mixup Beta(alpha, alpha) strength; 0 = off")
-    class_weights: bool = _f(False, "weight the loss by inverse class frequency (helps 'disgust')")
-    seed: int = _f(0, "seed for shuffling, augmentation, the validation split and weights")
+    One `param(default, help, bounds...)` per field: validation, the CLI's train flags and
+    the Train page's widgets all read it."""
+
+    name: str = param("", "display name of the run (free text; the run id never changes)",
+                      max_len=200, label="Run name")
+    model: str = param("mini_xception", "registered model name (see fer_core.models.list_models)",
+                       required=True)
+    model_kwargs: dict = param({}, "keyword options passed to the model builder, e.g. widths",
+                               items=MODEL_OPTIONS)
+    data: str = param("demo", "dataset: path to fer2013.csv(.gz/.zip) or image folder, or 'demo'",
+                      required=True)
+    val_source: str = param("publictest", "validation split: PublicTest when present, or "
+                            "'fraction'", choices=VAL_SOURCES, label="Validation source")
+    val_fraction: float = param(0.1, "seeded share of Training held out when PublicTest is not "
+                                "used", low=0.0, high=1.0, high_open=True, step=0.05,
+                                label="Validation fraction",
+                                active=When("val_source", "validation uses the PublicTest split",
+                                            among=("fraction",)))
+    epochs: int = param(30, "passes over the training set", low=1, step=1)
+    batch_size: int = param(64, "images per optimizer step (global, across all devices)", low=1,
+                            step=16)
+    optimizer: str = param("adam", "adam | sgd (with Nesterov momentum) | adamw",
+                           choices=OPTIMIZERS)
+    learning_rate: float = param(1e-3, "initial (peak, for cosine) learning rate", low=0.0,
+                                 low_open=True, step=1e-4, fmt="%.2e")
+    momentum: float = param(0.9, "SGD momentum (Nesterov); ignored by adam/adamw", low=0.0,
+                            high=1.0, high_open=True, step=0.01,
+                            active=When("optimizer", "momentum is used by SGD only",
+                                        among=("sgd",)))
+    weight_decay: float = param(0.0, "decoupled weight decay (adamw; also applied by adam/sgd "
+                                "if > 0)", low=0.0, step=1e-4, fmt="%.2e")
+    schedule: str = param("plateau", "learning-rate schedule: plateau | cosine | none",
+                          choices=SCHEDULES)
+    plateau_factor: float = param(0.5, "plateau: multiply the LR by this when the monitor stalls",
+                                  low=0.0, high=1.0, low_open=True, high_open=True, step=0.05,
+                                  active=_PLATEAU)
+    plateau_patience: int = param(3, "plateau: epochs without improvement before reducing the LR",
+                                  low=0, step=1, active=_PLATEAU)
+    min_lr: float = param(1e-6, "lowest LR for plateau reductions and the end of the cosine",
+                          low=0.0, step=1e-6, fmt="%.2e", label="Minimum LR",
+                          active=When("schedule", "no schedule: the learning rate stays "
+                                      "constant", unless=("none",)))
+    warmup_epochs: int = param(0, "cosine: epochs of linear warm-up from ~0 to learning_rate",
+                               low=0, step=1, label="Cosine warm-up epochs",
+                               active=When("schedule", "warm-up is part of the cosine schedule "
+                                           "only", among=("cosine",)))
+    early_stop_monitor: str = param("val_accuracy", "metric for early stopping, best weights, "
+                                    "plateau", choices=MONITORS, label="Monitor")
+    early_stop_patience: int = param(10, "epochs without improvement before stopping; 0 = off",
+                                     low=0, step=1, label="Early-stopping patience")
+    label_smoothing: float = param(0.0, "label smoothing of the cross-entropy, 0 <= x < 1",
+                                   low=0.0, high=1.0, high_open=True, step=0.05)
+    augment: dict | None = param({}, "AugmentConfig options ({} = its defaults, null = no "
+                                 "augment)", nullable=True, items=AUGMENT_PARAMS, closed=True)
+    mixup_alpha: float = param(0.0, "mixup Beta(alpha, alpha) strength; 0 = off", low=0.0,
+                               step=0.1)
+    class_weights: bool = param(False, "weight the loss by inverse class frequency (helps "
+                                "'disgust')")
+    seed: int = param(0, "seed for shuffling, augmentation, the validation split and weights",
+                      low=0, high=MAX_SEED, step=1)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _check(f.name, getattr(self, f.name)))
+        check_fields(self)
         if self.val_source == "fraction" and not 0 < self.val_fraction < 1:
             raise ConfigError("val_fraction", f"must be between 0 and 1, got {self.val_fraction}")
         if self.schedule != "none" and self.min_lr > self.learning_rate:
@@ -138,9 +228,10 @@ class TrainConfig:
     @classmethod
     def field_help(cls) -> dict[str, str]:
         """Field name -> one-line description (used by the CLI and the Train page)."""
-        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+        return {name: spec.help for name, spec in TRAIN_PARAMS.items()}
 
 
+TRAIN_PARAMS: dict[str, Param] = params_of(TrainConfig)
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 # Named starting points; `config_from_preset(name, **overrides)` applies overrides on top.
@@ -212,114 +303,3 @@ def _reject_unknown(values: dict[str, Any]) -> None:
         raise ConfigError(
             unknown[0], f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELD_NAMES)}"
         )
-
-
-def _int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"must be an integer, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise ConfigError(name, f"must be a whole number, got {value!r}")
-    if value < minimum:
-        raise ConfigError(name, f"must be >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(name, f"must be <= {maximum}, got {value!r}")
-    return int(value)
-
-
-def _float(name: str, value: Any, *, low: float, high: float = math.inf,
-           low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(name, f"must be finite, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        if math.isinf(high):
-            raise ConfigError(name, f"must be {'>' if low_open else '>='} {low:g}, got {value!r}")
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ConfigError(name, f"must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.strip().lower() not in choices:
-        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value.strip().lower()
-
-
-def _json_dict(name: str, value: Any) -> dict:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ConfigError(name, f"must be an object with string keys, got {value!r}")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(name, f"must be JSON-serialisable: {exc}") from None
-    return copy.deepcopy(value)
-
-
-def _model_kwargs(name: str, value: Any) -> dict:
-    """The options object, each known option checked against MODEL_OPTION_RANGES (a bool
-    is not a number: {"width": true} would build width 1)."""
-    options = _json_dict(name, value)
-    for key, option in options.items():
-        if key not in MODEL_OPTION_RANGES:
-            continue
-        kind, low, high, high_open = MODEL_OPTION_RANGES[key]
-        try:
-            options[key] = (_int(key, option, minimum=int(low), maximum=int(high)) if kind is int
-                            else _float(key, option, low=low, high=high, high_open=high_open))
-        except ConfigError as exc:
-            raise ConfigError(name, f"{key} {exc.problem}") from None
-    return options
-
-
-def _check(name: str, value: Any) -> Any:
-    """Validate and normalise one field; raises ConfigError naming it."""
-    if name in ("name", "model", "data"):
-        if not isinstance(value, str):
-            raise ConfigError(name, f"must be a string, got {value!r}")
-        value = value.strip()
-        if name != "name" and not value:
-            raise ConfigError(name, "must not be empty")
-        if name == "name" and len(value) > 200:
-            raise ConfigError(name, f"must be at most 200 characters, got {len(value)}")
-        return value
-    if name == "model_kwargs":
-        return _model_kwargs(name, value)
-    if name == "augment":
-        return None if value is None else _json_dict(name, value)
-    if name == "val_source":
-        return _choice(name, value, VAL_SOURCES)
-    if name == "optimizer":
-        return _choice(name, value, OPTIMIZERS)
-    if name == "schedule":
-        return _choice(name, value, SCHEDULES)
-    if name == "early_stop_monitor":
-        return _choice(name, value, MONITORS)
-    if name == "class_weights":
-        if not isinstance(value, bool):
-            raise ConfigError(name, f"must be true or false, got {value!r}")
-        return value
-    if name in ("epochs", "batch_size"):
-        return _int(name, value, minimum=1)
-    if name == "seed":
-        return _int(name, value, minimum=0, maximum=MAX_SEED)
-    if name in ("plateau_patience", "warmup_epochs", "early_stop_patience"):
-        return _int(name, value, minimum=0)
-    if name == "learning_rate":
-        return _float(name, value, low=0.0, low_open=True)
-    if name == "min_lr":
-        return _float(name, value, low=0.0)
-    if name == "val_fraction":
-        return _float(name, value, low=0.0, high=1.0, high_open=True)
-    if name == "momentum":
-        return _float(name, value, low=0.0, high=1.0, high_open=True)
-    if name == "plateau_factor":
-        return _float(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
-    if name == "label_smoothing":
-        return _float(name, value, low=0.0, high=1.0, high_open=True)
-    if name in ("weight_decay", "mixup_alpha"):
-        return _float(name, value, low=0.0)
-    raise ConfigError(name, "no validation rule (add one in fer_core/config.py)")

@@ -30,10 +30,11 @@ from fer_core import runs
 from fer_core.config import TrainConfig
 from fer_core.files import tail
 from fer_core.paths import REPO_ROOT
+from fer_core.progress import EVENTS_TAIL_BYTES, live_progress
 from fer_core.runs import JobBusy, RunError, RunInfo
 
 __all__ = ["JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
-           "start_job", "stop_job"]
+           "run_to_show", "start_job", "stop_job"]
 
 LOCK_FD_ENV = "FER_LOCK_FD"  # tells the job process it already holds the runs lock
 
@@ -56,8 +57,8 @@ class JobStatus:
 
     run: RunInfo
     alive: bool
-    progress: float  # 0..1 of all epochs (batches included)
-    eta: float | None  # seconds left, from the latest event
+    progress: float  # 0..1 of all epochs (batches included), as `progress.live_progress`
+    eta: float | None  # seconds left while it runs, from the latest event
     last_event: dict[str, Any] | None  # latest batch/epoch/started/finished/... event
     log_tail: str  # last lines of job.log (tracebacks of crashed jobs land there)
 
@@ -100,10 +101,7 @@ def resume_job(run: str | os.PathLike | RunInfo, *, runs_dir: str | os.PathLike 
         raise RunError(f"run {info.id!r} is still {info.state}")
     if epochs is not None:
         info.config.replace(epochs=epochs)  # validate before taking the lock
-        runs.check_resume_epochs(info.id, runs.resume_point(info.dir)[0], epochs)
-    if info.state == "finished" and (epochs or info.epochs) <= info.epoch:
-        raise RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
-                       f"give more epochs to continue it")
+    runs.check_resume(info, epochs or info.epochs)
     lock = runs.acquire_lock(info.dir.parent)
     try:
         info = runs.get_run(info.dir)  # re-read under the lock: another session may have won
@@ -205,19 +203,20 @@ def job_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | N
     _reap()
     info = runs.get_run(run, runs_dir)
     alive = runs.pid_alive(info.status.get("pid"), info.status.get("pid_start"))
-    events = runs.read_events(info.dir, kinds=("started", "resumed", "batch", "epoch",
-                                                "finished", "stopped", "failed"))
-    last = events[-1] if events else None
-    epochs = max(1, info.epochs)
-    progress, eta = info.epoch / epochs, None
-    if last is not None and last["kind"] == "batch" and info.active:
-        done = (last["epoch"] - 1 + last["batch"] / max(1, last["steps"]))
-        progress, eta = done / epochs, last.get("eta")
-    elif last is not None and last["kind"] == "epoch" and info.active:
-        # the trainer writes the epoch event before status.json: count it from the event
-        progress = max(info.epoch, int(last.get("epoch") or 0)) / epochs
-        eta = last.get("eta")
-    if info.state == "finished":
-        progress = 1.0
-    log_tail = "\n".join(tail(info.dir / "job.log", lines=20, max_bytes=16384))
-    return JobStatus(info, alive, min(1.0, max(0.0, progress)), eta, last, log_tail)
+    events = runs.read_events(info.dir, max_bytes=EVENTS_TAIL_BYTES)
+    progress = live_progress(info, events)
+    return JobStatus(info, alive, progress.run_fraction, progress.eta if progress.running else None,
+                     events[-1] if events else None,
+                     "\n".join(tail(info.dir / "job.log", lines=20, max_bytes=16384)))
+
+
+def run_to_show(job: JobInfo | None, all_runs: list[RunInfo]) -> RunInfo | None:
+    """The run a progress panel shows: the job's (by the lock's run id, else the active
+    run), else the newest; None when there are no runs."""
+    if job is not None:
+        ours = next((r for r in all_runs if r.id == job.run_id), None)
+        ours = ours or next((r for r in all_runs if r.active), None)
+        if ours is not None:
+            return ours
+    return all_runs[0] if all_runs else None
+

@@ -5,64 +5,19 @@ Images stay uint8 until a batch is formed; each batch becomes float32 grey level
 mixup work with one loss. Augmentation is vectorised per batch: shift, rotation, zoom and
 horizontal flip are folded into a single projective transform per image (one op instead
 of four), then brightness/contrast and random erasing. Every augmentation can be turned
-off on its own.
+off on its own; their options and limits are `fer_core.config.AugmentConfig`'s.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 
+from fer_core.config import AugmentConfig
 from fer_core.labels import IMG_SIZE, NUM_CLASSES
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Training-time augmentation; a zero (or False) switches one transform off."""
-
-    flip: bool = True  # mirror left-right with probability 0.5
-    shift: float = 0.1  # max translation, fraction of the image side
-    rotation: float = 10.0  # max rotation, degrees either way
-    zoom: float = 0.1  # max scale change, fraction either way
-    brightness: float = 0.1  # max brightness offset, fraction of full range either way
-    contrast: float = 0.2  # max contrast change, fraction either way
-    erasing: float = 0.0  # probability of erasing one random rectangle (random-erasing)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> AugmentConfig:
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown augmentation option(s): {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first option that is out of range."""
-        limits = {"shift": (0.0, 0.5), "rotation": (0.0, 180.0), "zoom": (0.0, 0.9),
-                  "brightness": (0.0, 1.0), "contrast": (0.0, 1.0), "erasing": (0.0, 1.0)}
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not low <= value <= high or math.isnan(value):
-                raise ValueError(f"augment.{name} must be a number in [{low}, {high}], got {value!r}")
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flip or self.shift or self.rotation or self.zoom or self.brightness
-                    or self.contrast or self.erasing)
-
-
-NO_AUGMENT = AugmentConfig(flip=False, shift=0.0, rotation=0.0, zoom=0.0, brightness=0.0,
-                           contrast=0.0, erasing=0.0)
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

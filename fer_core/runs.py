@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_core.config import ConfigError, TrainConfig
-from fer_core.files import atomic_write
+from fer_core.files import atomic_write, tail
 
 STATES: tuple[str, ...] = ("queued", "running", "finished", "stopped", "failed")
 ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
@@ -376,16 +376,17 @@ def read_events(
     *,
     kinds: tuple[str, ...] | None = None,
     start: int = 0,
+    max_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events of a run in order (from line `start`), optionally only some kinds.
 
-    A torn last line (the trainer is mid-write) or a garbled one is skipped.
+    `max_bytes` reads only about that much of the end of events.jsonl (its first, partial
+    line dropped): a run of hours logs megabytes of batch events, and the live panel reads
+    every second. A torn last line (the trainer is mid-write) or a garbled one is skipped.
     """
+    whole = 1 << 62  # tail() of "everything"
     path = run_path(run, runs_dir) / "events.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[start:]
-    except OSError:
-        return []
+    lines = tail(path, max_bytes=whole if max_bytes is None else max_bytes)[start:]
     events = []
     for line in lines:
         try:
@@ -471,12 +472,26 @@ def resume_point(run: str | os.PathLike | RunInfo,
     return done, [by_epoch[e] for e in range(1, done + 1)]
 
 
-def check_resume_epochs(run_id: str, done: int, epochs: int) -> None:
-    """RunError when a resume asks for fewer epochs in total than the run has completed
-    (it would rewrite the config and report e.g. "finished 2/1")."""
+RESUMABLE_STATES: tuple[str, ...] = ("stopped", "failed", "finished")
+
+
+def can_resume(info: RunInfo) -> bool:
+    """Whether a run can be continued: readable and over (stopped, failed, killed, or
+    finished: a finished run continues with more epochs)."""
+    return info.config is not None and not info.active and info.state in RESUMABLE_STATES
+
+
+def check_resume(info: RunInfo, epochs: int) -> None:
+    """RunError when resuming `info` to `epochs` in total cannot work: fewer than it has
+    completed (it would rewrite the config and report e.g. "finished 2/1"), or a finished
+    run given no more epochs."""
+    done = resume_point(info.dir)[0]
     if epochs < done:
-        raise RunError(f"run {run_id!r} has already completed {done} epochs; it cannot be "
+        raise RunError(f"run {info.id!r} has already completed {done} epochs; it cannot be "
                        f"resumed to {epochs} in total (give at least {done})")
+    if info.state == "finished" and epochs <= info.epoch:
+        raise RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
+                       f"give more epochs to continue it")
 
 
 # ---------------------------------------------------------------- change

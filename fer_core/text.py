@@ -1,4 +1,5 @@
-"""Text from users (run names, file names, error messages) made safe to show as Markdown.
+"""Text for people: user text (run names, file names, error messages) made safe to show as
+Markdown, and durations in words.
 
 Streamlit renders `st.markdown`, captions, headers and alert boxes as GitHub Markdown plus
 its own directives (`:red[...]`, `:material/icon:`, `$math$`), so a run called
@@ -9,6 +10,7 @@ text read literally.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 
@@ -26,4 +28,18 @@ def escape_markdown(text: object) -> str:
     return _PUNCTUATION.sub(r"\\\1", one_line)
 
 
-__all__ = ["escape_markdown"]
+def format_seconds(seconds: float | None) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 07 min`; an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+__all__ = ["escape_markdown", "format_seconds"]

@@ -35,12 +35,12 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core import runs
-from fer_core.config import ConfigError, TrainConfig
+from fer_core.config import NO_AUGMENT, AugmentConfig, ConfigError, TrainConfig
 from fer_core.data import DEMO, FerDataset, load_dataset
 from fer_core.files import atomic_path
 from fer_core.labels import IMG_SIZE, PUBLIC_TEST, TRAINING
 from fer_core.models import create_model, list_models, load_model
-from fer_core.pipeline import NO_AUGMENT, AugmentConfig, balanced_class_weights, make_dataset
+from fer_core.pipeline import balanced_class_weights, make_dataset
 
 EventHook = Callable[[dict[str, Any]], None]
 BATCH_EVENT_SECONDS = 1.0  # at most one "batch" progress event per this many seconds
@@ -50,7 +50,7 @@ BATCH_EVENT_SECONDS = 1.0  # at most one "batch" progress event per this many se
 
 
 def check_config(config: TrainConfig) -> None:
-    """Checks that need the model registry, the pipeline or the file system; ConfigError."""
+    """Checks that need the model registry or the file system; ConfigError."""
     infos = {info.name: info for info in list_models()}
     if config.model not in infos:
         raise ConfigError("model", f"unknown model {config.model!r}; registered: {', '.join(infos)}")
@@ -59,21 +59,13 @@ def check_config(config: TrainConfig) -> None:
         known = ", ".join(sorted(infos[config.model].defaults)) or "none"
         raise ConfigError("model_kwargs", f"{config.model} has no option(s) "
                           f"{', '.join(unknown)}; its options: {known}")
-    augment_config(config)
     if config.data.lower() != DEMO and not Path(config.data).expanduser().exists():
         raise ConfigError("data", f"no such file or folder: {config.data}")
 
 
 def augment_config(config: TrainConfig) -> AugmentConfig:
     """The pipeline's AugmentConfig for `config.augment` (None -> no augmentation)."""
-    if config.augment is None:
-        return NO_AUGMENT
-    try:
-        augment = AugmentConfig.from_dict(config.augment)
-        augment.validate()
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("augment", str(exc)) from None
-    return augment
+    return NO_AUGMENT if config.augment is None else AugmentConfig.from_dict(config.augment)
 
 
 @dataclass(frozen=True)
@@ -454,14 +446,11 @@ def train_run(
         raise runs.RunError(f"run {info.id!r} cannot be trained: {info.problem}")
     config = info.config if epochs is None else info.config.replace(epochs=epochs)
     initial_epoch, history = runs.resume_point(info.dir) if resume else (0, [])
-    runs.check_resume_epochs(info.id, initial_epoch, config.epochs)
     if resume:
         # A resume job's run is queued with the job's own pid (or none yet): that is us.
         if info.active and info.status.get("pid") not in (None, os.getpid()):
             raise runs.RunError(f"run {info.id!r} is still {info.state} (pid {info.status.get('pid')})")
-        if info.state == "finished" and config.epochs <= info.epoch:
-            raise runs.RunError(f"run {info.id!r} already finished its {info.epoch} epochs; "
-                                f"give more epochs to continue it")
+        runs.check_resume(info, config.epochs)
     elif info.status.get("state") != "queued":
         raise runs.RunError(f"run {info.id!r} is {info.state}, not queued; resume it instead")
     if epochs is not None:

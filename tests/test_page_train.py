@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import jobs, runs
 from fer_core.data.demo import make_demo
-from fer_core.train_form import format_seconds
+from fer_core.text import format_seconds
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Train.py")
 TIMEOUT = 60

@@ -1,16 +1,11 @@
-"""The Train page's pure logic: form <-> TrainConfig, inactive fields, notes, runs table,
-live progress and curves (no Streamlit, no training)."""
+"""The Train page's form logic: form <-> TrainConfig, inactive fields, option widgets and
+notes (no Streamlit, no training)."""
 
 from __future__ import annotations
-
-import math
-import os
-import time
 
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import runs
 from fer_core import train_form as form
 from fer_core.config import PRESETS, ConfigError, TrainConfig
 from fer_core.models import list_models
@@ -113,85 +108,3 @@ def test_option_specs_are_numbers_with_known_ones_first():
     assert [s.name for s in specs] == ["width", "dropout", "l2", "convs", "extra"]
     assert specs[0].is_int and not specs[1].is_int and specs[0].key == "opt_width"
     assert all(s.minimum <= s.default <= s.maximum for s in specs)
-
-
-def _finished_run(root, name="done", rows=((0.7, 0.30), (0.6, 0.45), (0.65, 0.40))):
-    info = runs.create_run(TrainConfig(name=name, model="fernet", epochs=len(rows)), root)
-    history = [{"epoch": i + 1, "loss": 1.0 - i / 10, "accuracy": 0.3 + i / 10, "val_loss": vl,
-                "val_accuracy": va, "lr": 1e-3, "seconds": 2.0}
-               for i, (vl, va) in enumerate(rows)]
-    runs.write_history(info.dir, history)
-    runs.update_status(info.dir, state="finished", epoch=len(rows), elapsed=125.0,
-                       started_at=time.time() - 130, finished_at=time.time())
-    return runs.get_run(info.dir)
-
-
-def test_runs_frame_lists_every_run_with_its_best_accuracy(tmp_path):
-    done = _finished_run(tmp_path)
-    queued = runs.create_run(TrainConfig(name="waiting", epochs=5), tmp_path)
-    os.makedirs(tmp_path / "junk")
-    frame = form.runs_frame(runs.list_runs(tmp_path))
-    assert list(frame.columns) == list(form.RUNS_COLUMNS) and len(frame) == 3
-    row = frame[frame["id"] == done.id].iloc[0]
-    assert row["best val accuracy"] == 45.0 and row["epochs"] == "3/3"
-    assert row["duration"] == "2 min 05 s" and row["model"] == "fernet"
-    assert row["status"] == "finished" and row["name"] == "done"
-    waiting = frame[frame["id"] == queued.id].iloc[0]
-    assert waiting["status"] == "queued" and math.isnan(waiting["best val accuracy"])
-    assert frame[frame["id"] == "junk"].iloc[0]["status"].startswith("unreadable")
-
-
-def test_live_progress_while_running_and_after(tmp_path):
-    info = runs.create_run(TrainConfig(epochs=4), tmp_path)
-    runs.update_status(info.dir, state="running", pid=os.getpid(),
-                       pid_start=runs.process_start_token(os.getpid()),
-                       started_at=time.time() - 30, epoch=1)
-    t = time.time()
-    events = [
-        {"kind": "started", "time": t - 30, "steps_per_epoch": 10, "lr": 1e-3},
-        {"kind": "epoch", "time": t - 12, "epoch": 1, "loss": 1.5, "accuracy": 0.4,
-         "val_accuracy": 0.35, "lr": 1e-3, "elapsed": 18.0, "eta": 54.0},
-        {"kind": "batch", "time": t - 2, "epoch": 2, "batch": 5, "steps": 10, "loss": 1.2,
-         "accuracy": 0.5, "lr": 5e-4, "elapsed": 28.0, "eta": 40.0},
-    ]
-    p = form.live_progress(runs.get_run(info.dir), events, now=t)
-    assert p.running and (p.epoch, p.epochs, p.batch, p.steps) == (2, 4, 5, 10)
-    assert p.epoch_fraction == 0.5 and p.run_fraction == pytest.approx(1.5 / 4)
-    assert p.elapsed == pytest.approx(30.0) and p.eta == pytest.approx(38.0)
-    assert p.lr == 5e-4 and p.loss == 1.2 and p.val_accuracy == 0.35
-    caption = form.progress_caption(p)
-    assert "ETA 38 s" in caption and "learning rate 0.0005" in caption
-    points = form.batch_points(events, after_epoch=1)
-    assert points.x.tolist() == [1.5]
-    runs.update_status(info.dir, state="failed", error="boom", elapsed=31.0, epoch=1)
-    p = form.live_progress(runs.get_run(info.dir), events, now=t)
-    assert not p.running and p.error == "boom" and p.run_fraction == 0.25 and p.eta == 0.0
-
-
-def test_curves_figure_draws_the_history(tmp_path):
-    done = _finished_run(tmp_path)
-    history = runs.read_history(done.dir)
-    fig = form.curves_figure(history, epochs=3)
-    names = [(t.name, t.xaxis) for t in fig.data]
-    assert names == [("train", "x"), ("val", "x"), ("train", "x2"), ("val", "x2")]
-    assert list(fig.data[1].y) == [0.7, 0.6, 0.65]
-    assert list(fig.data[3].y) == [30.0, 45.0, 40.0]
-    assert form.curve_frame([]).empty
-
-
-@pytest.mark.parametrize("seconds,text", [(None, "—"), (4.25, "4.2 s"), (42, "42 s"),
-                                          (185, "3 min 05 s"), (7620, "2 h 07 min")])
-def test_format_seconds(seconds, text):
-    assert form.format_seconds(seconds) == text
-
-
-def test_recent_events_reads_the_tail_only(tmp_path):
-    info = runs.create_run(TrainConfig(epochs=2), tmp_path)
-    for i in range(200):
-        runs.append_event(info.dir, "batch", epoch=1, batch=i + 1, steps=200, loss=1.0)
-    with open(info.dir / "events.jsonl", "a") as fh:
-        fh.write('{"kind": "batch", "epo')  # the trainer is mid-write
-    events = form.recent_events(info, max_bytes=2000)
-    assert 0 < len(events) < 200 and events[-1]["batch"] == 200
-    assert [e["batch"] for e in events] == list(range(201 - len(events), 201))
-    assert len(form.recent_events(info)) == 200

@@ -8,7 +8,6 @@ Ctrl-C (or SIGTERM) stops gracefully after the current batch; a second Ctrl-C ab
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -18,18 +17,15 @@ from typing import Any
 
 from fer_core.config import (
     FIELD_NAMES,
-    MONITORS,
-    OPTIMIZERS,
     PRESETS,
-    SCHEDULES,
-    VAL_SOURCES,
+    TRAIN_PARAMS,
     ConfigError,
     TrainConfig,
     config_from_preset,
 )
+from fer_core.params import Param
 
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "early_stop_monitor": MONITORS,
-           "val_source": VAL_SOURCES}
+_TYPES = {"int": int, "float": float}
 
 
 def _json_object(text: str) -> dict | None:
@@ -61,21 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="auto: several GPUs -> Mirrored, TF_CONFIG -> MultiWorkerMirrored")
     machine.add_argument("--quiet", action="store_true", help="no progress bar")
     fields = parser.add_argument_group("hyperparameters (TrainConfig fields)")
-    helps = TrainConfig.field_help()
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": helps[f.name]}
-        if f.name in ("model_kwargs", "augment"):
-            kwargs.update(type=_json_object, metavar="JSON")
-        elif f.name in CHOICES:
-            kwargs.update(choices=CHOICES[f.name])
-        elif f.type in ("bool", bool):
-            kwargs.update(action=argparse.BooleanOptionalAction)
-        elif f.type in ("int", int):
-            kwargs.update(type=int)
-        elif f.type in ("float", float):
-            kwargs.update(type=float)
-        fields.add_argument(flag, **kwargs)
+    for name, spec in TRAIN_PARAMS.items():
+        fields.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
+                            **_flag(spec))
+
+
+def _flag(spec: Param) -> dict[str, Any]:
+    """argparse keywords of one TrainConfig field's flag, from its declaration."""
+    if spec.kind == "object":
+        return {"type": _json_object, "metavar": "JSON", "help": spec.help}
+    if spec.kind == "choice":
+        return {"choices": spec.choices, "help": spec.help}
+    if spec.kind == "bool":
+        return {"action": argparse.BooleanOptionalAction, "help": spec.help}
+    valid = spec.describe()
+    return {"type": _TYPES.get(spec.kind, str),
+            "help": f"{spec.help} (valid: {valid})" if valid else spec.help}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

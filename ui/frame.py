@@ -21,13 +21,18 @@ import streamlit as st
 from ui.state import release_banner, reserve_banner
 
 APP_TITLE = "FER workbench"
+# Streamlit treats a folder named "pages" beside app.py as a legacy multipage app until the
+# first run of app.py calls st.navigation: a page opened by its URL on a fresh server
+# (/Live) runs without the frame, as page_setup allows, under the legacy sidebar. Renaming
+# the folder (Streamlit suggests app_pages/) ends that.
+PAGES_DIR = "pages"
 
 
 @dataclass(frozen=True)
 class AppPage:
     """One page of the app, as the sidebar, the browser tab and the Home page name it."""
 
-    path: str  # the script, from the repository root
+    path: str  # the script, from app.py's folder
     title: str  # sidebar entry, heading of the Home page's list, and URL (/Live)
     icon: str
     summary: str  # what it is for, one line on the Home page
@@ -35,18 +40,18 @@ class AppPage:
 
 
 PAGES = (
-    AppPage("pages/0_Home.py", "Home", ":material/mood:",
+    AppPage(f"{PAGES_DIR}/0_Home.py", "Home", ":material/mood:",
             "what the app does and where to start", banner=False),  # shows the dataset itself
-    AppPage("pages/1_Dataset.py", "Dataset", ":material/dataset:",
+    AppPage(f"{PAGES_DIR}/1_Dataset.py", "Dataset", ":material/dataset:",
             "point the app at your fer2013.csv (or use the demo set) and look at the data",
             banner=True),
-    AppPage("pages/2_Train.py", "Train", ":material/model_training:",
+    AppPage(f"{PAGES_DIR}/2_Train.py", "Train", ":material/model_training:",
             "pick a model and hyperparameters, start a run, follow its curves",
             banner=False),  # draws its own banner below its title
-    AppPage("pages/3_Evaluate.py", "Evaluate", ":material/analytics:",
+    AppPage(f"{PAGES_DIR}/3_Evaluate.py", "Evaluate", ":material/analytics:",
             "accuracy, per-class scores, confusion matrix, mistakes and Grad-CAM of a run",
             banner=True),
-    AppPage("pages/4_Live.py", "Live", ":material/videocam:",
+    AppPage(f"{PAGES_DIR}/4_Live.py", "Live", ":material/videocam:",
             "detect faces on your webcam and classify their expression",
             banner=False),  # never loads the dataset: nothing to show
 )

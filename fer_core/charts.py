@@ -1,14 +1,139 @@
-"""Plotly figures: pure functions from results to `go.Figure`, no Streamlit (pages draw them
-with `st.plotly_chart`)."""
+"""Every plotly figure the pages draw, as pure functions of the numbers (no Streamlit), so
+what a chart shows can be tested against the data it came from.
+
+Values go in as plain lists, so a figure's JSON holds the numbers themselves (not base64
+arrays) and a page test can read them back from the chart it drew. Importing this module
+does not load TensorFlow (the Dataset page draws charts without it).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from fer_core.evaluate import normalize_rows
+from fer_core.labels import EMOTIONS
+
+if TYPE_CHECKING:  # fer_core.infer loads TensorFlow
+    from fer_core.infer import FacePrediction
+
+# Dataset
+
+
+def class_distribution_figure(counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
+    """Grouped bars of faces per class, one group per split (`FerDataset.counts()`); the
+    bar text and hover give each count and its share of the split."""
+    fig = go.Figure()
+    for split, per_class in counts.items():
+        total = sum(per_class.values())
+        y = [int(per_class.get(e, 0)) for e in EMOTIONS]
+        share = [100 * n / total if total else 0.0 for n in y]
+        fig.add_bar(name=split, x=list(EMOTIONS), y=y, customdata=share,
+                    text=[f"{n:,}<br>{p:.1f}%" for n, p in zip(y, share)],
+                    hovertemplate="%{x}: %{y:,} faces (%{customdata:.1f}% of "
+                                  + split + ")<extra></extra>")
+    fig.update_layout(barmode="group", height=380, margin={"t": 10, "b": 10},
+                      yaxis_title="faces", legend_title="split")
+    return fig
+
+
+def intensity_histogram_figure(hists: np.ndarray) -> go.Figure:
+    """One line per class: the share of its pixels at each grey level (rows of
+    `quality.class_histograms`, counts per level); a class with no pixels stays at 0."""
+    fig = go.Figure()
+    for emotion, hist in zip(EMOTIONS, np.asarray(hists, dtype=np.float64)):
+        total = hist.sum()
+        fig.add_scatter(x=list(range(len(hist))), y=(hist / total if total else hist).tolist(),
+                        name=emotion, mode="lines")
+    fig.update_layout(height=340, margin={"t": 10, "b": 10}, xaxis_title="grey level",
+                      yaxis_title="share of pixels", legend_title="class")
+    return fig
+
+
+# Evaluation
+
+
+def confusion_matrix_figure(cm: np.ndarray, *, normalized: bool = False,
+                            title: str = "") -> go.Figure:
+    """Heatmap, rows = true class, columns = predicted; colour and cell text show counts or
+    row-normalised percentages, and the hover shows both."""
+    cm = np.asarray(cm, dtype=np.int64)
+    pct = normalize_rows(cm) * 100
+    z = pct if normalized else cm
+    text = [[f"{v:.1f}%" if normalized else f"{int(v)}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=z.tolist(), x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}",
+        customdata=np.stack([cm, pct], axis=-1).tolist(),
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata[0]} faces"
+                      "<br>%{customdata[1]:.1f}% of the true class<extra></extra>",
+        colorscale="Blues", colorbar={"title": "% of row" if normalized else "faces"},
+    ))
+    _confusion_axes(fig, title)
+    return fig
+
+
+def confusion_diff_figure(diff: np.ndarray, *, title: str = "") -> go.Figure:
+    """Difference of two row-normalised confusions (B - A), in percentage points, centred on 0."""
+    z = np.asarray(diff, dtype=np.float64) * 100
+    bound = max(float(np.abs(z).max()), 1e-9)
+    fig = go.Figure(go.Heatmap(
+        z=z.tolist(), x=list(EMOTIONS), y=list(EMOTIONS), zmin=-bound, zmax=bound, zmid=0,
+        text=[[f"{v:+.1f}" for v in row] for row in z], texttemplate="%{text}",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z:+.1f} points<extra></extra>",
+        colorscale="RdBu", colorbar={"title": "points"},
+    ))
+    _confusion_axes(fig, title)
+    return fig
+
+
+def _confusion_axes(fig: go.Figure, title: str) -> None:
+    fig.update_layout(title=title or None, margin={"l": 10, "r": 10, "t": 40 if title else 10,
+                                                   "b": 10}, height=460)
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+
+
+# Live
+
+
+def face_probabilities_figure(faces: Sequence[FacePrediction], *,
+                              height: int = 260) -> go.Figure:
+    """Horizontal bars of the 7 probabilities, one colour per face (the first four)."""
+    fig = go.Figure()
+    for n, face in enumerate(faces[:4], start=1):
+        name = f"face {face.track_id if face.track_id is not None else n}"
+        fig.add_bar(y=list(EMOTIONS), x=[float(p) for p in face.probs], orientation="h",
+                    name=name)
+    fig.update_layout(
+        barmode="group", height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"range": [0, 1], "tickformat": ".0%"}, yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def live_timeline_figure(timeline: Sequence[tuple[float, Sequence[float]]], *,
+                         window_s: float = 30.0, now: float | None = None) -> go.Figure:
+    """The main face's probabilities over the last `window_s` seconds, one line per emotion;
+    `timeline` is `StreamMonitor.timeline()`: (time.time() stamp, 7 probabilities)."""
+    now = time.time() if now is None else now
+    xs = [t - now for t, _ in timeline]
+    fig = go.Figure()
+    for i, emotion in enumerate(EMOTIONS):
+        fig.add_scatter(x=xs, y=[float(p[i]) for _, p in timeline], mode="lines", name=emotion)
+    fig.update_layout(
+        height=240, margin={"l": 0, "r": 0, "t": 10, "b": 0},
+        xaxis={"range": [-window_s, 0], "title": "seconds ago"},
+        yaxis={"range": [0, 1], "tickformat": ".0%"}, legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
 
 # ---------------------------------------------------------------- Training
 # Curves of a run: loss and accuracy per epoch (history.csv), and the running training

@@ -20,11 +20,11 @@ from fer_core.data import DEMO, DataError
 from fer_core.labels import PUBLIC_TEST
 from fer_core.text import format_seconds
 from ui import state, train_panel
+from ui.frame import page_setup
 from ui.run_browser import run_browser
 from ui.train_form import config_form
 
-st.set_page_config(page_title="Train · FER workbench", page_icon=":material/model_training:",
-                   layout="wide")
+page_setup(__file__)
 st.title("Train")
 
 
@@ -60,7 +60,7 @@ source = state.active_source()
 skip_bad = bool(st.session_state.get(state.ACTIVE_SKIP_BAD, False))
 data_problem: str | None = None
 try:
-    state.show_dataset_banner(state.load_active_dataset())
+    state.load_active_dataset()  # fills the banner place the frame kept (ui.frame)
     job_view = _dataset_summary(source, skip_bad)
 except DataError as exc:
     st.error(f"The active dataset cannot be loaded: {exc}")

@@ -1,24 +1,26 @@
 """Evaluate: judge a run (or the shipped model) on a split, browse its mistakes, see why.
 
 A thin view over `fer_core.evaluate` (metrics, cached predictions, mistakes),
-`fer_core.eval_charts` (heatmaps) and `fer_core.gradcam`. Predictions are cached in the run
-folder by `fer_core`, so reopening a run and split is instant; the CLI shares the cache.
+`fer_core.eval_report` (tables), `fer_core.charts` (heatmaps), `fer_core.gradcam` and
+`ui.eval_views`. Predictions are cached in the run folder by `fer_core`, so reopening a run
+and split is instant; the CLI shares the cache.
 """
 
 from __future__ import annotations
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from fer_core import catalog
+from fer_core import catalog, eval_report
 from fer_core import evaluate as ev
+from fer_core.charts import confusion_diff_figure, confusion_matrix_figure
 from fer_core.data import save_upload
-from fer_core.eval_charts import confusion_diff_figure, confusion_figure
+from fer_core.display import enlarge
 from fer_core.labels import EMOTIONS
 from fer_core.paths import default_model_path
 from fer_core.text import escape_markdown
+from ui.eval_views import evaluate_or_error, mistakes_gallery
+from ui.frame import page_setup
 from ui.models import loaded_model
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
@@ -28,26 +30,7 @@ GALLERY_SIZE = 24
 GALLERY_COLUMNS = 6
 NONE = "—"
 
-
-st.set_page_config(page_title="Evaluate · FER workbench", page_icon=":material/analytics:",
-                   layout="wide")
-
-
-def _evaluate(spec: str, images: np.ndarray, labels: np.ndarray, entry: str, tta: bool,
-              source: str) -> ev.EvalResult | None:
-    try:
-        with st.spinner(f"Evaluating {escape_markdown(spec)} on {len(labels):,} faces…"):
-            return ev.evaluate_cached(spec, images, labels, split=entry, tta=tta, source=source)
-    except (ValueError, OSError) as exc:
-        st.error(f"Cannot evaluate {escape_markdown(spec)}: {exc}")
-        return None
-
-
-def _metrics_table(result: ev.EvalResult) -> pd.DataFrame:
-    rows = [{"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1,
-             "support": c.support, "predicted": c.predicted} for c in result.per_class]
-    return pd.DataFrame(rows).set_index("class")
-
+page_setup(__file__)
 
 st.title("Evaluate")
 st.caption("Pick a model and a split: metrics, confusion matrix, mistakes and Grad-CAM.")
@@ -84,6 +67,7 @@ if split == UPLOAD:
     except DataError as exc:
         st.error(f"That file cannot be used: {exc}")
         st.stop()
+    show_dataset_banner(dataset)  # the evaluated file, not the active dataset above
     rows = st.selectbox("Rows", [ALL_ROWS, *dataset.splits()], key="eval_upload_rows")
     split_name = rows
     images, labels = (dataset.images, dataset.labels) if rows == ALL_ROWS else dataset.split(rows)
@@ -91,12 +75,11 @@ else:
     split_name = split
     images, labels = dataset.split(split)
 
-show_dataset_banner(dataset)
 entry = ev.entry_name(dataset.source, split_name)
 tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
                 key="eval_tta")
 
-result = _evaluate(spec, images, labels, entry, tta, dataset.source)
+result = evaluate_or_error(spec, images, labels, entry, tta, dataset.source)
 if result is None:
     st.stop()
 
@@ -114,11 +97,11 @@ with tab_metrics:
     st.caption(f"{len(labels):,} faces of {dataset.source} · {split_name}. A class the model "
                "never predicts has precision 0; one absent from the split has recall 0 and is "
                "left out of the macro-F1.")
-    st.dataframe(_metrics_table(result).style.format(
+    st.dataframe(eval_report.per_class_table(result).style.format(
         {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), key="eval_table")
     normalized = st.radio("Confusion matrix shows", ["counts", "row %"], horizontal=True,
                           key="eval_cm_mode") == "row %"
-    st.plotly_chart(confusion_figure(result.confusion, normalized=normalized),
+    st.plotly_chart(confusion_matrix_figure(result.confusion, normalized=normalized),
                     key="eval_cm_chart", on_select="rerun", selection_mode="points")
 
 with tab_mistakes:
@@ -126,27 +109,20 @@ with tab_mistakes:
     clicked = (st.session_state.get("eval_cm_chart") or {}).get("selection", {}).get("points")
     if clicked and clicked != st.session_state.get("eval_cm_last_click"):
         st.session_state["eval_cm_last_click"] = clicked
-        cell = clicked[0].get("y"), clicked[0].get("x")
-        if all(name in EMOTIONS for name in cell):
+        if cell := eval_report.clicked_cell(clicked):
             st.session_state["eval_true"], st.session_state["eval_pred"] = cell
     c1, c2 = st.columns(2)
     true_name = c1.selectbox("True class", EMOTIONS, key="eval_true")
     if "eval_pred" not in st.session_state:  # start on the true class's commonest mistake
-        wrong = result.confusion[EMOTIONS.index(true_name)].copy()
-        wrong[EMOTIONS.index(true_name)] = -1
-        st.session_state["eval_pred"] = EMOTIONS[int(wrong.argmax())]
+        commonest = eval_report.commonest_mistake(result.confusion, EMOTIONS.index(true_name))
+        st.session_state["eval_pred"] = EMOTIONS[commonest]
     pred_name = c2.selectbox("Predicted class", EMOTIONS, key="eval_pred")
     t, p = EMOTIONS.index(true_name), EMOTIONS.index(pred_name)
     mistakes = ev.top_mistakes(result, t, p, k=GALLERY_SIZE)
     what = "correct answers" if t == p else "mistakes"
     st.write(f"**{int(result.confusion[t, p]):,}** faces of *{true_name}* predicted *{pred_name}*; "
              f"the {min(len(mistakes), GALLERY_SIZE)} most confident {what} first.")
-    for start in range(0, len(mistakes), GALLERY_COLUMNS):
-        cols = st.columns(GALLERY_COLUMNS)
-        for col, m in zip(cols, mistakes[start:start + GALLERY_COLUMNS]):
-            col.image(images[m.index], width=96, clamp=True)
-            col.caption(f"#{m.index}<br>" + "<br>".join(f"{n} {q:.0%}" for n, q in m.top3),
-                        unsafe_allow_html=True)
+    mistakes_gallery(images, mistakes, columns=GALLERY_COLUMNS)
 
     if mistakes:
         st.subheader("Grad-CAM: where the model looked")
@@ -165,7 +141,7 @@ with tab_mistakes:
             st.error(f"Grad-CAM is not available for this model: {exc}")
         else:
             v1, v2 = st.columns(2)
-            v1.image(np.repeat(np.repeat(images[face], 4, 0), 4, 1), caption=f"face #{face}",
+            v1.image(enlarge(images[face], 4), caption=f"face #{face}",
                      width=192)
             v2.image(overlay(images[face], cam, scale=4), width=192,
                      caption=f"Grad-CAM for {EMOTIONS[cls]} (p = {probs[cls]:.0%})")
@@ -175,25 +151,14 @@ with tab_compare:
     other = st.selectbox("Compare with", [NONE, *others], key="eval_compare",
                          format_func=lambda s: s if s == NONE else specs[s].label)
     if other != NONE:
-        result_b = _evaluate(other, images, labels, entry, tta, dataset.source)
+        result_b = evaluate_or_error(other, images, labels, entry, tta, dataset.source)
         if result_b is not None:
             cmp = ev.compare(result, result_b)
-            summary = pd.DataFrame({
-                "A": [result.accuracy, result.macro_f1],
-                "B": [result_b.accuracy, result_b.macro_f1],
-                "B - A": [cmp.accuracy_diff, cmp.macro_f1_diff],
-            }, index=["accuracy", "macro-F1"])
+            summary, per_class = eval_report.comparison_tables(cmp)
             st.caption(f"A = {escape_markdown(specs[spec].label)}  ·  "
                        f"B = {escape_markdown(specs[other].label)}")
             st.dataframe(summary.style.format("{:+.3f}", subset=["B - A"])
                          .format("{:.3f}", subset=["A", "B"]), key="eval_cmp_summary")
-            per_class = pd.DataFrame({
-                "F1 A": [c.f1 for c in result.per_class],
-                "F1 B": [c.f1 for c in result_b.per_class],
-                "F1 B - A": list(cmp.f1_diff.values()),
-                "recall B - A": list(cmp.recall_diff.values()),
-                "precision B - A": list(cmp.precision_diff.values()),
-            }, index=list(EMOTIONS))
             st.dataframe(per_class.style.format("{:+.3f}").format("{:.3f}",
                                                                   subset=["F1 A", "F1 B"]),
                          key="eval_cmp_classes")

@@ -1,4 +1,5 @@
-"""The home page (app.py): runs with no data, names the active dataset, survives bad data."""
+"""The home page (app.py, the frame, opens pages/0_Home.py): runs with no data, names the
+active dataset, survives bad data; the frame's page table."""
 
 from __future__ import annotations
 
@@ -48,3 +49,18 @@ def test_real_configured_file_is_named(tmp_path, monkeypatch) -> None:
     assert "data/fer2013.csv (14 faces)" in at.success[0].value
     at.button(key="home_switch_demo").click().run()
     assert "Synthetic demo set" in at.warning[0].value
+
+
+def test_frame_lists_every_page_under_its_url() -> None:
+    """ui.frame.PAGES names each script in the pages folder once, and each title is the URL
+    Streamlit gives the file (/Live, /Train: the browser tests and benchmarks open those)."""
+    from streamlit.source_util import page_icon_and_name
+
+    from ui.frame import HOME, PAGES, PAGES_DIR
+
+    root = Path(APP).parent
+    assert sorted(p.path for p in PAGES) == sorted(
+        str(f.relative_to(root)) for f in (root / PAGES_DIR).glob("*.py"))
+    assert HOME.title == "Home" and PAGES[0] is HOME
+    for page in PAGES:
+        assert page_icon_and_name(root / page.path)[1] == page.title

@@ -150,7 +150,7 @@ def test_batched_predictions_match_keras_predict(tiny):
 
 
 def test_tiny_run_end_to_end(runs_env):
-    from fer_core.eval_charts import confusion_figure
+    from fer_core.charts import confusion_matrix_figure
     from fer_core.models import load_model
 
     info, data, _ = runs_env
@@ -161,9 +161,9 @@ def test_tiny_run_end_to_end(runs_env):
     assert [c.support for c in res.per_class] == np.bincount(labels, minlength=7).tolist()
     assert res.accuracy == pytest.approx(np.trace(res.confusion) / len(labels))
     # the heatmap draws exactly the confusion matrix, and percentages that sum to 100 per row
-    counts = confusion_figure(res.confusion).data[0]
+    counts = confusion_matrix_figure(res.confusion).data[0]
     np.testing.assert_array_equal(np.asarray(counts.z), res.confusion)
-    pct = np.asarray(confusion_figure(res.confusion, normalized=True).data[0].z)
+    pct = np.asarray(confusion_matrix_figure(res.confusion, normalized=True).data[0].z)
     np.testing.assert_allclose(pct.sum(axis=1), 100.0)
     np.testing.assert_array_equal(np.asarray(counts.customdata)[..., 0], res.confusion)
     # the same numbers as evaluating the loaded model directly

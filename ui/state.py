@@ -7,18 +7,18 @@ reloads the CSV and an edited file is reloaded. fer_core's on-disk cache makes e
 session's first load fast. Any failure to load (not only DataError) reaches the pages as a
 DataError, so a bad file breaks a message, never a page.
 
-    from ui.state import load_active_dataset, show_dataset_banner
+    from ui.state import load_active_dataset
     try:
-        ds = load_active_dataset()
+        ds = load_active_dataset()  # also fills the banner place the frame kept (ui.frame)
     except DataError as exc:  # any failure to load arrives as a DataError
         st.error(str(exc)); st.stop()
-    show_dataset_banner(ds)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import streamlit as st
 
@@ -38,9 +38,11 @@ ACTIVE_LABEL = "active_source_label"  # session_state: what to call it ("upload:
 ACTIVE_SKIP_BAD = "active_skip_bad"  # session_state: skip bad rows instead of failing
 ACTIVE_SPLIT = "active_split"  # session_state: (val_fraction, test_fraction, seed) or None
 
+_banner = threading.local()  # this run's banner place (st.empty), kept by reserve_banner
+
 __all__ = [
     "DataError", "active_source", "set_active_source", "load_active_dataset", "load_source",
-    "dataset_key", "dataset_caption", "show_dataset_banner",
+    "dataset_key", "dataset_caption", "show_dataset_banner", "reserve_banner", "release_banner",
 ]
 
 
@@ -78,13 +80,18 @@ def load_active_dataset() -> FerDataset:
     source = active_source()
     split = st.session_state.get(ACTIVE_SPLIT)
     mark_used(source)  # an uploaded file in use is not evicted by other sessions' uploads
-    return cached_dataset(
+    ds = cached_dataset(
         source,
         skip_bad=bool(st.session_state.get(ACTIVE_SKIP_BAD, False)),
         split=tuple(split) if split else None,
         label=st.session_state.get(ACTIVE_LABEL),
         signature=source_signature(source),
     )
+    place, _banner.place = getattr(_banner, "place", None), None
+    if place is not None:
+        with place.container():
+            show_dataset_banner(ds)
+    return ds
 
 
 def load_source(source: str, *, skip_bad: bool = False) -> FerDataset:
@@ -124,6 +131,19 @@ def dataset_caption(ds: FerDataset) -> str:
                 "Choose your FER2013 file on the Dataset page.")
     skipped = f", {ds.skipped:,} bad rows skipped" if ds.skipped else ""
     return f"Dataset: {ds.source} ({len(ds):,} faces{skipped})"
+
+
+def reserve_banner() -> None:
+    """Keep the current place (the top of the page, when the frame calls it) for the active
+    dataset's banner: the run's first load_active_dataset fills it. The banner then names
+    the dataset the page really loaded, after any change the page made first (the Dataset
+    page's picker), and a page that never loads the dataset shows none, at no cost."""
+    _banner.place = st.empty()
+
+
+def release_banner() -> None:
+    """Forget a banner place that was not filled (the frame calls it after each page)."""
+    _banner.place = None
 
 
 def show_dataset_banner(ds: FerDataset) -> None:

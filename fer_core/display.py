@@ -1,0 +1,16 @@
+"""Face pixels made ready to show: enlarged with square pixels, float images as uint8."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def enlarge(image: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Each pixel repeated `factor` times both ways (nearest neighbour: a 48x48 face shown
+    larger stays sharp instead of blurred by the browser's scaling)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A float image (a mean face) rounded and clipped to 0..255."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -1,0 +1,55 @@
+"""What the Evaluate page shows of an evaluation, as plain data: the per-class table, the
+A/B comparison tables, the commonest mistake of a class, and the cell a click on the
+confusion heatmap picked. The figures themselves are in `fer_core.charts`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fer_core.evaluate import Comparison, EvalResult
+from fer_core.labels import EMOTIONS
+
+
+def per_class_table(result: EvalResult) -> pd.DataFrame:
+    """One row per class: precision, recall, F1, support and how often it was predicted."""
+    rows = [{"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+             "support": c.support, "predicted": c.predicted} for c in result.per_class]
+    return pd.DataFrame(rows).set_index("class")
+
+
+def comparison_tables(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accuracy and macro-F1 of A, B and B - A; per class F1 of both and the differences
+    of F1, recall and precision)."""
+    a, b = cmp.a, cmp.b
+    summary = pd.DataFrame({
+        "A": [a.accuracy, a.macro_f1],
+        "B": [b.accuracy, b.macro_f1],
+        "B - A": [cmp.accuracy_diff, cmp.macro_f1_diff],
+    }, index=["accuracy", "macro-F1"])
+    per_class = pd.DataFrame({
+        "F1 A": [c.f1 for c in a.per_class],
+        "F1 B": [c.f1 for c in b.per_class],
+        "F1 B - A": list(cmp.f1_diff.values()),
+        "recall B - A": list(cmp.recall_diff.values()),
+        "precision B - A": list(cmp.precision_diff.values()),
+    }, index=list(EMOTIONS))
+    return summary, per_class
+
+
+def commonest_mistake(confusion: np.ndarray, true_class: int) -> int:
+    """The class that faces of `true_class` are most often wrongly predicted as."""
+    wrong = np.asarray(confusion[true_class]).copy()
+    wrong[true_class] = -1
+    return int(wrong.argmax())
+
+
+def clicked_cell(points: Sequence[dict] | None) -> tuple[str, str] | None:
+    """(true, predicted) class names of the first point of a plotly selection on the
+    confusion heatmap (rows are true, columns predicted); None for anything else."""
+    if not points:
+        return None
+    cell = points[0].get("y"), points[0].get("x")
+    return cell if all(name in EMOTIONS for name in cell) else None

@@ -1,0 +1,34 @@
+"""Streamlit pieces of the Evaluate page: an evaluation with its spinner and error, and the
+gallery of a confusion cell's faces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import streamlit as st
+
+from fer_core import evaluate as ev
+from fer_core.text import escape_markdown
+
+
+def evaluate_or_error(spec: str, images: np.ndarray, labels: np.ndarray, entry: str,
+                      tta: bool, source: str) -> ev.EvalResult | None:
+    """`evaluate_cached` under a spinner; a model that cannot be evaluated is an st.error
+    and None (the page goes on)."""
+    try:
+        with st.spinner(f"Evaluating {escape_markdown(spec)} on {len(labels):,} faces…"):
+            return ev.evaluate_cached(spec, images, labels, split=entry, tta=tta, source=source)
+    except (ValueError, OSError) as exc:
+        st.error(f"Cannot evaluate {escape_markdown(spec)}: {exc}")
+        return None
+
+
+def mistakes_gallery(images: np.ndarray, mistakes: Sequence[ev.Mistake], *,
+                     columns: int = 6) -> None:
+    """The faces in rows of `columns`, each captioned with its index and the model's top 3."""
+    for start in range(0, len(mistakes), columns):
+        for col, m in zip(st.columns(columns), mistakes[start:start + columns]):
+            col.image(images[m.index], width=96, clamp=True)
+            col.caption(f"#{m.index}<br>" + "<br>".join(f"{n} {q:.0%}" for n, q in m.top3),
+                        unsafe_allow_html=True)

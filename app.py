@@ -2,7 +2,7 @@
 
 `ui.frame.navigation` builds the sidebar (Home, Dataset, Train, Evaluate, Live), sets the
 page config and keeps the place of the dataset banner, then runs the chosen page from
-`pages/`. With no data configured the app uses the synthetic demo set (and says so).
+`app_pages/`. With no data configured the app uses the synthetic demo set (and says so).
 """
 
 import fer_core  # noqa: F401  (CPU flags before anything loads TensorFlow)

@@ -1,4 +1,4 @@
-"""The home page (app.py, the frame, opens pages/0_Home.py): runs with no data, names the
+"""The home page (app.py, the frame, opens app_pages/0_Home.py): runs with no data, names the
 active dataset, survives bad data; the frame's page table."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from fer_core.data import load_dataset
 from fer_core.labels import EMOTIONS, SPLITS
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "1_Dataset.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "1_Dataset.py")
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""AppTest of pages/3_Evaluate.py with a tiny run in a temporary runs folder."""
+"""AppTest of app_pages/3_Evaluate.py with a tiny run in a temporary runs folder."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core.labels import EMOTIONS
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "3_Evaluate.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "3_Evaluate.py")
 TIMEOUT = 120
 
 

@@ -1,4 +1,4 @@
-"""AppTest of pages/4_Live.py. AppTest cannot render custom components, so
+"""AppTest of app_pages/4_Live.py. AppTest cannot render custom components, so
 `streamlit_webrtc.webrtc_streamer` is replaced by a fake that records the page's call; the
 captured frame callback is then driven with real `av.VideoFrame`s, as the webrtc worker would."""
 
@@ -21,7 +21,7 @@ import fer_core  # (CPU flags before TensorFlow loads; fer_core.EMOTIONS below)
 from face_frames import face_frame
 from fer_core.models import create_model
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "4_Live.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "4_Live.py")
 
 
 @pytest.fixture(scope="module")

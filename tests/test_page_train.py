@@ -1,4 +1,4 @@
-"""AppTest of pages/2_Train.py: controls, a tiny background run from Start to the runs table,
+"""AppTest of app_pages/2_Train.py: controls, a tiny background run from Start to the runs table,
 the one-job rule, and a failed run's reason. Runs go to a temporary FER_RUNS_DIR."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fer_core import jobs, runs
 from fer_core.data.demo import make_demo
 from fer_core.text import format_seconds
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Train.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "2_Train.py")
 TIMEOUT = 60
 JOB_TIMEOUT = 90  # a tiny job: TensorFlow import in the job process + 2 short epochs
 

@@ -177,9 +177,9 @@ def test_cli_inspect_reports_an_unexpected_failure(tmp_path, capsys, monkeypatch
 
 PAGES = {
     "home": REPO / "app.py",
-    "train": REPO / "pages" / "2_Train.py",
-    "evaluate": REPO / "pages" / "3_Evaluate.py",
-    "dataset": REPO / "pages" / "1_Dataset.py",
+    "train": REPO / "app_pages" / "2_Train.py",
+    "evaluate": REPO / "app_pages" / "3_Evaluate.py",
+    "dataset": REPO / "app_pages" / "1_Dataset.py",
 }
 
 

@@ -232,7 +232,7 @@ def test_train_page_escapes_run_names(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     name = HOSTILE_NAMES[1]
     runs.rename_run(_tiny_run(root), name)
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     at.button(key="train_delete").click().run()
     bodies = [e.value for kind in ("subheader", "success", "warning", "markdown", "caption")
@@ -468,7 +468,7 @@ def test_train_page_estimate_survives_a_crash(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("FER2013_CSV", raising=False)
     _crashing_python(tmp_path / "crash", monkeypatch, sig="SIGABRT")
     st.cache_data.clear()
-    at = AppTest.from_file(str(REPO / "pages" / "2_Train.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "app_pages" / "2_Train.py"), default_timeout=120).run()
     at.number_input(key="train_w_batch_size").set_value(33).run()
     at.button(key="train_estimate").click().run()
     assert not at.exception, at.exception

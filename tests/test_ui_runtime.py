@@ -85,6 +85,6 @@ def test_every_page_keeps_keras_state():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    for script in [root / "app.py", *sorted((root / "pages").glob("*.py"))]:
+    for script in [root / "app.py", *sorted((root / "app_pages").glob("*.py"))]:
         text = script.read_text(encoding="utf-8")
         assert "import ui" in text or "from ui" in text, f"{script.name} does not import ui"

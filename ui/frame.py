@@ -6,7 +6,7 @@ page config (wide layout, the page's title and icon in the browser tab), keeps t
 the page for the active dataset's banner (`ui.state.reserve_banner`: the page's first
 `load_active_dataset()` fills it, so a page that changes the dataset first shows the new
 one), then runs the page. Each page calls `page_setup(__file__)` first: under the
-navigation it does nothing; a page run on its own (`AppTest.from_file("pages/...")`) gets
+navigation it does nothing; a page run on its own (`AppTest.from_file("app_pages/...")`) gets
 the same config and banner place from it.
 """
 
@@ -21,11 +21,10 @@ import streamlit as st
 from ui.state import release_banner, reserve_banner
 
 APP_TITLE = "FER workbench"
-# Streamlit treats a folder named "pages" beside app.py as a legacy multipage app until the
-# first run of app.py calls st.navigation: a page opened by its URL on a fresh server
-# (/Live) runs without the frame, as page_setup allows, under the legacy sidebar. Renaming
-# the folder (Streamlit suggests app_pages/) ends that.
-PAGES_DIR = "pages"
+# Not "pages/": Streamlit treats a folder of that name beside app.py as a legacy multipage
+# app until app.py first runs, so a page opened by its URL on a fresh server ran without
+# the frame.
+PAGES_DIR = "app_pages"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,25 @@ CELL_W, CELL_H = 24, 16
 MARGIN = 8
 
 
+def require_browser() -> None:
+    """Skip (or fail under CI=true, where they are installed) when Chromium or playwright is
+    missing: in CI a skip would hide a broken page."""
+    import pytest
+
+    problems = []
+    if not CHROMIUM.is_file():
+        problems.append(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problems.append("the playwright Python package is missing")
+    if problems:
+        message = "browser test needs: " + "; ".join(problems)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true: CI must install them)")
+        pytest.skip(message)
+
+
 def stamp(frame: np.ndarray, index: int) -> np.ndarray:
     """Draw `index` (0..2**BITS-1) as a barcode in the frame's bottom-left corner, in place."""
     height = frame.shape[0]

@@ -19,7 +19,14 @@ import pytest
 
 from face_frames import face_frame
 from fer_core.labels import EMOTIONS
-from live_browser_kit import CHROMIUM, CHROMIUM_ARGS, read_frame_log, streamlit_server, write_y4m
+from live_browser_kit import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    read_frame_log,
+    require_browser,
+    streamlit_server,
+    write_y4m,
+)
 
 FPS = 30
 VIDEO_FRAMES = 90  # 3 s, looped by Chromium
@@ -30,25 +37,10 @@ STEADY_S = 15.0
 MIN_STEADY_FPS = 8.0  # frames processed per second in the steady window, on CI's 2 cores
 
 
-def _require_browser() -> None:
-    problems = []
-    if not CHROMIUM.is_file():
-        problems.append(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("the playwright Python package is missing")
-    if problems:
-        message = "browser test needs: " + "; ".join(problems)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message} (CI=true: CI must install them)")
-        pytest.skip(message)
-
-
 @pytest.fixture
 def server(tmp_path):
     """The app as the README starts it, with a tiny default model: (url, frame log, log)."""
-    _require_browser()
+    require_browser()
     import fer_core  # noqa: F401
     from fer_core.models import create_model
 

@@ -21,6 +21,10 @@ import streamlit as st
 from ui.state import release_banner, reserve_banner
 
 APP_TITLE = "FER workbench"
+# The browser tab's icon is a file we ship: a `:material/...` page icon makes the browser fetch
+# the symbol from fonts.gstatic.com, and nothing may be downloaded at run time (the sidebar's
+# material icons come from Streamlit's bundled font and need no network).
+ICON = Path(__file__).parent / "assets" / "icon.png"
 # Not "pages/": Streamlit treats a folder of that name beside app.py as a legacy multipage
 # app until app.py first runs, so a page opened by its URL on a fresh server ran without
 # the frame.
@@ -62,6 +66,8 @@ _navigating = threading.local()  # set while app.py's navigation runs a page (sc
 def navigation() -> None:
     """Run the page the browser asked for inside the frame (called by app.py)."""
     st_pages = [st.Page(p.path, title=p.title, icon=p.icon, default=p is HOME) for p in PAGES]
+    # the tab icon before the navigation: else the browser takes the page's material icon
+    st.set_page_config(page_icon=str(ICON), layout="wide")
     current = st.navigation(st_pages)
     page = next((p for p, s in zip(PAGES, st_pages) if s is current), HOME)
     _setup(page)
@@ -83,7 +89,7 @@ def page_setup(script: str) -> None:
 
 def _setup(page: AppPage) -> None:
     title = APP_TITLE if page is HOME else f"{page.title} · {APP_TITLE}"
-    st.set_page_config(page_title=title, page_icon=page.icon, layout="wide")
+    st.set_page_config(page_title=title, page_icon=str(ICON), layout="wide")
     if page.banner:
         reserve_banner()
     else:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core.tf_quiet import quiet_tensorflow_import
 
 COMMANDS: dict[str, str] = {
     "inspect": "rows per split and class of a dataset, and the problems found",
@@ -24,6 +26,8 @@ COMMANDS: dict[str, str] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (device probing, CUDA, oneDNN)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"fer_core.cli.{name}")
@@ -33,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:  # before any command imports TensorFlow, which reads it once
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        quiet_tensorflow_import()
     module = importlib.import_module(f"fer_core.cli.{args.command}")
     return int(module.run(args) or 0)
 

@@ -105,7 +105,10 @@ def apply_onednn_choice() -> None:
 
 
 apply_onednn_choice()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ logs (the CUDA probe's "E0000 ... failed call to cuInit" on every CPU
+# machine, oneDNN notices) read as errors and say nothing a Python exception would not:
+# fatal only, unless the user sets the level (the CLI's --verbose sets 0).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # aiortc's SRTP binding (pylibsrtp, used by the Live page's WebRTC stream) segfaults the whole

@@ -28,7 +28,6 @@ from fer_core.config import (
 from fer_core.labels import PUBLIC_TEST, TRAINING
 from fer_core.params import Param, inactive
 
-DEFAULTS_PRESET = "defaults"  # the preset picker's entry for TrainConfig's own defaults
 
 # TrainConfig fields edited by a widget of the same name (the data and the dicts aside).
 PLAIN_FIELDS: tuple[str, ...] = tuple(
@@ -120,15 +119,15 @@ def config_from_form(values: Mapping[str, Any], *, data: str,
     return TrainConfig(**plain, model_kwargs=options, augment=augment, data=data)
 
 
-def preset_config(preset: str, model: str | None = None) -> TrainConfig:
-    """The config a preset stands for: `defaults` is TrainConfig's own (for `model`)."""
-    if preset == DEFAULTS_PRESET:
-        return TrainConfig() if model is None else TrainConfig(model=model)
+def preset_config(preset: str) -> TrainConfig:
+    """The config a preset (`fer_core.config.PRESETS`) stands for."""
     return config_from_preset(preset)
 
 
 def preset_names() -> list[str]:
-    return [DEFAULTS_PRESET, *sorted(PRESETS)]
+    """The presets, the shipped recipe (`default`) first. TrainConfig's own field defaults
+    are not a preset: one name per thing, and `default` is the shipped model everywhere."""
+    return ["default", *sorted(set(PRESETS) - {"default"})]
 
 
 def inactive_fields(values: Mapping[str, Any], *, has_public_test: bool) -> dict[str, str]:

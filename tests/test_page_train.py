@@ -146,17 +146,18 @@ def test_controls_change_the_config_and_explain_invalid_ones(env):
     assert not at.exception
     assert any("warmup_epochs" in e for e in _texts(at.error))
     assert at.button(key="train_start").disabled
-    # reset to defaults keeps the model but restores its options and TrainConfig's values
-    at.button(key="train_reset").click().run()
-    assert at.selectbox(key="train_w_model").value == "fernet"
-    assert at.number_input(key="train_w_opt_width").value == 32
-    assert at.number_input(key="train_w_epochs").value == 30
-    assert not at.error and not at.button(key="train_start").disabled
+    # the shipped recipe is the preset "default", and the form starts on it
+    assert at.selectbox(key="train_preset").options[0] == "default"
     # a preset loads its values
     at.selectbox(key="train_preset").set_value("quick")
     at.button(key="train_apply_preset").click().run()
     assert at.number_input(key="train_w_epochs").value == 3
     assert at.selectbox(key="train_w_schedule").value == "cosine"
+    at.selectbox(key="train_preset").set_value("default")
+    at.button(key="train_apply_preset").click().run()
+    assert at.selectbox(key="train_w_model").value == "fernet"
+    assert at.number_input(key="train_w_epochs").value == 40
+    assert not at.error and not at.button(key="train_start").disabled
 
 
 def test_a_failed_run_shows_its_reason(env):

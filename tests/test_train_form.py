@@ -15,7 +15,7 @@ MODELS = {info.name: info.defaults for info in list_models()}
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_defaults_round_trip_for_every_model(model):
-    config = form.preset_config(form.DEFAULTS_PRESET, model)
+    config = TrainConfig(model=model)
     values = form.form_values(config, MODELS[model])
     assert {form.OPTION_PREFIX + k for k in MODELS[model]} <= set(values)
     assert form.config_from_form(values, data="demo", model_defaults=MODELS[model]) == config
@@ -27,7 +27,7 @@ def test_presets_round_trip(preset):
     values = form.form_values(config, MODELS[config.model])
     assert form.config_from_form(values, data=config.data,
                                  model_defaults=MODELS[config.model]) == config
-    assert form.preset_names()[0] == form.DEFAULTS_PRESET and preset in form.preset_names()
+    assert form.preset_names()[0] == "default" and preset in form.preset_names()
 
 
 def test_model_options_keep_only_changes_of_the_chosen_model():

@@ -43,7 +43,7 @@ def _defaults(model: str) -> dict[str, Any]:
 
 def _store() -> dict[str, Any]:
     if STORE not in st.session_state:
-        config = form.preset_config(form.DEFAULTS_PRESET)
+        config = TrainConfig()  # the fields' own defaults: no preset applied yet
         st.session_state[STORE] = form.form_values(config, _defaults(config.model))
     return st.session_state[STORE]
 
@@ -57,12 +57,8 @@ def load_into_form(config: TrainConfig) -> None:
 
 
 def _apply_preset() -> None:
-    load_into_form(form.preset_config(st.session_state["train_preset"]))
-
-
-def _reset_to_defaults() -> None:
-    """TrainConfig's defaults for the model now chosen (with that model's option defaults)."""
-    load_into_form(form.preset_config(form.DEFAULTS_PRESET, st.session_state[WIDGET + "model"]))
+    if st.session_state.get("train_preset") is not None:
+        load_into_form(form.preset_config(st.session_state["train_preset"]))
 
 
 def _on_model_change() -> None:
@@ -129,12 +125,12 @@ def _augmentation(inactive: Mapping[str, str]) -> None:
 def config_form(*, data: str, has_public_test: bool) -> TrainConfig | None:
     """Draw the form; the validated config of its values, or None (the reason shown)."""
     values = _store()
-    preset_col, apply_col, reset_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    preset_col.selectbox("Preset", form.preset_names(), key="train_preset",
-                         help="Named starting points (fer_core.config.PRESETS).")
+    preset_col, apply_col = st.columns([3, 1], vertical_alignment="bottom")
+    preset_col.selectbox("Preset", form.preset_names(), index=None, key="train_preset",
+                         placeholder="none (each field's own default)",
+                         help="Named starting points (fer_core.config.PRESETS): `default` is the recipe "
+                         "of the shipped model, `quick` a smoke run of a few minutes.")
     apply_col.button("Apply preset", key="train_apply_preset", on_click=_apply_preset)
-    reset_col.button("Reset to defaults", key="train_reset", on_click=_reset_to_defaults,
-                     help="TrainConfig's defaults and the chosen model's own option defaults.")
 
     # Widget values of this run, read before they are drawn: what does nothing is greyed out.
     current = {name: st.session_state.get(WIDGET + name, values.get(name)) for name in values}

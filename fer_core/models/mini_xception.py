@@ -9,7 +9,7 @@ from fer_core.models.layers import classifier_head, face_input
 from fer_core.models.registry import register_model
 
 
-@register_model("mini_xception", "mini-Xception (Arriaga 2017): 4 separable residual modules, ~58k params")
+@register_model("mini_xception", "mini-Xception (Arriaga 2017): 4 separable residual modules, ~51k params")
 def mini_xception(width: int = 8, l2: float = 0.01) -> keras.Model:
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs, x = face_input()

@@ -121,7 +121,9 @@ class TrainConfig:
     data: str = param("demo", "dataset: path to fer2013.csv(.gz/.zip) or image folder, or 'demo'",
                       required=True)
     val_source: str = param("publictest", "validation split: PublicTest when present, or "
-                            "'fraction'", choices=VAL_SOURCES, label="Validation source")
+                            "'fraction'", choices=VAL_SOURCES, label="Validation source",
+                            choice_labels={"publictest": "PublicTest",
+                                           "fraction": "a fraction of Training"})
     val_fraction: float = param(0.1, "seeded share of Training held out when PublicTest is not "
                                 "used", low=0.0, high=1.0, high_open=True, step=0.05,
                                 label="Validation fraction",

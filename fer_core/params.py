@@ -60,6 +60,7 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[str, ...] = ()  # kind "choice" (normalised to lower case)
+    choice_labels: Mapping[str, str] | None = None  # how a form names a choice ("PublicTest")
     step: float | None = None  # widget increment
     fmt: str | None = None  # widget printf format, e.g. "%.2e" for learning rates
     active: When | None = None  # None: always used
@@ -75,6 +76,9 @@ class Param:
 
     def label_for(self, name: str) -> str:
         return self.label or name.replace("_", " ").capitalize()
+
+    def choice_label(self, choice: str) -> str:
+        return (self.choice_labels or {}).get(choice, choice)
 
     def bounds(self) -> tuple[float | int | None, float | int | None]:
         """(min, max) for a number widget, of the widget's type (int or float)."""

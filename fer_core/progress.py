@@ -39,6 +39,10 @@ class LiveProgress:
     accuracy: float | None
     val_accuracy: float | None
     error: str | None
+    # Before the first batch: what the job is doing ("" once batches run, or when it ended).
+    # A job loads its data and builds the model before its "started" event, then traces
+    # and compiles during the first batch: tens of seconds with nothing to draw.
+    phase: str = ""
 
     @property
     def running(self) -> bool:
@@ -101,12 +105,19 @@ def live_progress(info: runs.RunInfo, events: list[dict[str, Any]],
                                                                    else 0.0)) / epochs
     last_epoch = epoch_events[-1] if epoch_events else (dict(history[-1]) if history else {})
     source = last if last and last.get("kind") == "batch" and info.active else last_epoch
+    phase = ""
+    if info.state == "queued":
+        phase = "Queued: the job's process is starting…"
+    elif info.active and start is None:
+        phase = "Starting: loading the data and building the model…"
+    elif info.active and last is None:
+        phase = "Compiling the model and training the first batch…"
     return LiveProgress(
         state=info.state, epoch=min(current, epochs), epochs=epochs, batch=batch, steps=steps,
         epoch_fraction=min(1.0, epoch_fraction), run_fraction=min(1.0, max(0.0, run_fraction)),
         elapsed=elapsed, eta=eta, lr=lr, loss=source.get("loss"),
         accuracy=source.get("accuracy"), val_accuracy=last_epoch.get("val_accuracy"),
-        error=info.status.get("error"),
+        error=info.status.get("error"), phase=phase,
     )
 
 

@@ -44,6 +44,10 @@ from fer_core.pipeline import balanced_class_weights, make_dataset
 
 EventHook = Callable[[dict[str, Any]], None]
 BATCH_EVENT_SECONDS = 1.0  # at most one "batch" progress event per this many seconds
+# Batches timed after an epoch's first one (which carries tracing and compilation, seconds on
+# a CPU) before a step-time ETA is given: an ETA from the first batch alone read 9 min for a
+# 20 s run (issue 12).
+ETA_MIN_TIMED_BATCHES = 3
 
 
 # ---------------------------------------------------------------- checks and data
@@ -291,6 +295,7 @@ class RunWriter(keras.callbacks.Callback):
         self.epochs_done = initial_epoch
         self.epoch_seconds: list[float] = []
         self.t0 = self.epoch_t0 = time.monotonic()  # reset when fit starts
+        self.first_batch_end: float | None = None  # this epoch's first batch, when it ended
 
     # -- helpers
     def emit(self, kind: str, **data: Any) -> None:
@@ -302,17 +307,20 @@ class RunWriter(keras.callbacks.Callback):
         return self.elapsed_before + time.monotonic() - self.t0
 
     def eta(self, epoch: int, batch_done: int) -> float | None:
-        """Seconds left: from finished epochs' mean when there is one, else from step time."""
+        """Seconds left: from finished epochs' mean when there is one, else from the step time
+        of the batches after the first; None until ETA_MIN_TIMED_BATCHES have been timed."""
         left_epochs = self.config.epochs - epoch - 1
         if self.epoch_seconds:
             per_epoch = statistics.mean(self.epoch_seconds)
             into = time.monotonic() - self.epoch_t0
             return max(0.0, per_epoch * (left_epochs + 1) - into)
-        done = batch_done
-        if done == 0:
+        timed = batch_done - 1
+        if self.first_batch_end is None or timed < min(ETA_MIN_TIMED_BATCHES, self.steps - 1):
             return None
-        per_step = (time.monotonic() - self.epoch_t0) / done
-        return per_step * ((self.steps - done) + left_epochs * self.steps)
+        if timed == 0:  # a one-batch epoch: nothing but the first batch to go by
+            return (time.monotonic() - self.epoch_t0) * left_epochs
+        per_step = (time.monotonic() - self.first_batch_end) / timed
+        return per_step * ((self.steps - batch_done) + left_epochs * self.steps)
 
     # -- Keras hooks
     def on_train_begin(self, logs=None):
@@ -321,6 +329,7 @@ class RunWriter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_t0 = time.monotonic()
+        self.first_batch_end = None
         if runs.stop_requested(self.run_dir):
             self.stop_requested = True
             self.model.stop_training = True
@@ -333,6 +342,8 @@ class RunWriter(keras.callbacks.Callback):
         if self.model.stop_training and batch + 1 < self.steps:
             self.partial_epoch = True
         now = time.monotonic()
+        if batch == 0:
+            self.first_batch_end = now
         if batch == 0 or now - self.last_batch_event >= BATCH_EVENT_SECONDS or batch + 1 == self.steps:
             self.last_batch_event = now
             epoch = self.epochs_done

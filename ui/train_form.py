@@ -81,7 +81,7 @@ def _widget(where: Any, name: str, label: str, spec: Param, inactive: Mapping[st
     kwargs = {"key": _key(name), "disabled": why is not None,
               "help": f"{spec.help}. Disabled: {why}." if why else spec.help}
     if spec.kind == "choice":
-        where.selectbox(label, spec.choices, **kwargs)
+        where.selectbox(label, spec.choices, format_func=spec.choice_label, **kwargs)
     elif spec.kind == "bool":
         where.checkbox(label, **kwargs)
     elif spec.kind == "str":
@@ -128,8 +128,8 @@ def config_form(*, data: str, has_public_test: bool) -> TrainConfig | None:
     preset_col, apply_col = st.columns([3, 1], vertical_alignment="bottom")
     preset_col.selectbox("Preset", form.preset_names(), index=None, key="train_preset",
                          placeholder="none (each field's own default)",
-                         help="Named starting points (fer_core.config.PRESETS): `default` is the recipe "
-                         "of the shipped model, `quick` a smoke run of a few minutes.")
+                         help="Named starting points (fer_core.config.PRESETS): `default` is "
+                         "the recipe of the shipped model, `quick` a smoke run of a few minutes.")
     apply_col.button("Apply preset", key="train_apply_preset", on_click=_apply_preset)
 
     # Widget values of this run, read before they are drawn: what does nothing is greyed out.

@@ -20,7 +20,7 @@ from fer_core.progress import (
     progress_caption,
 )
 from fer_core.run_table import tensorboard_command
-from fer_core.text import escape_markdown
+from fer_core.text import escape_markdown, format_seconds
 
 POLL_RUNNING_S = 1.0  # how often the panel re-reads the run folder while a job runs
 POLL_IDLE_S = 5.0  # how often it looks for a job started elsewhere (another tab, the CLI)
@@ -51,18 +51,21 @@ def _progress() -> None:
             st.rerun()  # whole page: fast polling on or off, runs table refreshed
     info = jobs.run_to_show(job, runs.list_runs())
     if info is None:
-        st.info("No runs yet: configure one below and press Start.")
+        st.info("No runs yet: configure one below and press **Start training**.")
         return
     progress = live_progress(info, runs.read_events(info.dir, max_bytes=EVENTS_TAIL_BYTES),
                              history=runs.read_history(info.dir))
     model = info.config.model if info.config else "?"
     st.subheader(f"{'Training now' if job else 'Latest run'}: {escape_markdown(info.name)}")
     st.caption(f"{model} · run `{info.id}` · {info.state}")
-    batch_text = f", batch {progress.batch}/{progress.steps}" if progress.running else ""
-    st.progress(progress.epoch_fraction,
-                text=f"Epoch {progress.epoch}/{progress.epochs}{batch_text}")
-    st.progress(progress.run_fraction, text=f"Run {100 * progress.run_fraction:.0f}%")
-    st.caption(progress_caption(progress))
+    if progress.phase:  # nothing measured yet: say what is happening, draw no empty bars
+        st.info(f"{progress.phase} (elapsed {format_seconds(progress.elapsed)})")
+    else:
+        batch_text = f", batch {progress.batch}/{progress.steps}" if progress.running else ""
+        st.progress(progress.epoch_fraction,
+                    text=f"Epoch {progress.epoch}/{progress.epochs}{batch_text}")
+        st.progress(progress.run_fraction, text=f"Run {100 * progress.run_fraction:.0f}%")
+        st.caption(progress_caption(progress))
     if job is not None:
         if runs.stop_requested(info.dir):
             st.info("Stopping after the current batch…")
@@ -85,6 +88,9 @@ def _curves() -> None:
     if info.active:
         events = runs.read_events(info.dir, max_bytes=EVENTS_TAIL_BYTES)
         batches = charts.batch_curve_points(events, after_epoch=len(history))
+    if not history and (batches is None or batches.empty):  # an empty chart with meaningless axes says nothing
+        st.caption("The loss and accuracy curves appear here after the first batches.")
+        return
     st.plotly_chart(charts.training_curves_figure(history, batches, epochs=info.epochs),
                     key="train_live_curves")
 

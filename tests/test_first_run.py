@@ -1,0 +1,73 @@
+"""What a new user meets first (issue 12): one name per preset, readable choices, a Train
+panel that says what a starting job is doing instead of drawing empty bars, and no ETA until
+batches after the first (which carries compilation) have been timed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from fer_core import progress, runs
+from fer_core import train_form as form
+from fer_core.config import PRESETS, TRAIN_PARAMS, TrainConfig
+
+
+def test_presets_have_one_name_each_and_default_is_the_shipped_recipe() -> None:
+    names = form.preset_names()
+    assert names[0] == "default" and sorted(names) == sorted(PRESETS)
+    assert "defaults" not in names
+    assert form.preset_config("default") == TrainConfig.from_dict(PRESETS["default"])
+
+
+def test_the_validation_choice_reads_as_the_split_is_named() -> None:
+    spec = TRAIN_PARAMS["val_source"]
+    assert spec.choice_label("publictest") == "PublicTest"
+    assert spec.choice_label("fraction") == "a fraction of Training"
+
+
+def _running(tmp_path, state: str = "running") -> runs.RunInfo:
+    info = runs.create_run(TrainConfig(epochs=2), tmp_path)
+    runs.update_status(info.dir, state=state, pid=os.getpid(),
+                       pid_start=runs.process_start_token(os.getpid()),
+                       started_at=time.time() - 5)
+    return runs.get_run(info.dir)
+
+
+@pytest.mark.parametrize("state,events,phase", [
+    ("queued", [], "Queued"),
+    ("running", [], "Starting: loading the data"),
+    ("running", [{"kind": "started", "time": 0, "steps_per_epoch": 10}], "Compiling"),
+    ("running", [{"kind": "started", "time": 0, "steps_per_epoch": 10},
+                 {"kind": "batch", "time": 0, "epoch": 1, "batch": 1, "steps": 10}], ""),
+])
+def test_a_starting_job_says_what_it_is_doing(tmp_path, state, events, phase) -> None:
+    p = progress.live_progress(_running(tmp_path, state), events)
+    assert p.phase.startswith(phase) and (phase != "" or p.phase == "")
+
+
+def test_a_finished_run_has_no_phase(tmp_path) -> None:
+    info = runs.create_run(TrainConfig(epochs=1), tmp_path)
+    runs.update_status(info.dir, state="finished", epoch=1, elapsed=3.0)
+    assert progress.live_progress(runs.get_run(info.dir), []).phase == ""
+
+
+def test_no_eta_until_batches_after_the_first_are_timed(tmp_path) -> None:
+    import fer_core  # noqa: F401
+    from fer_core.train import ETA_MIN_TIMED_BATCHES, RunWriter
+
+    config = TrainConfig(epochs=3)
+    info = runs.create_run(config, tmp_path)
+    writer = RunWriter(info.dir, config, steps_per_epoch=20, initial_epoch=0, history=[],
+                       elapsed_before=0.0, nan_guard=None, save_dir=info.dir / "weights",
+                       on_event=None)
+    writer.on_epoch_begin(0)
+    writer.epoch_t0 -= 30.0  # the first batch took 30 s: tracing and compilation
+    writer.first_batch_end = time.monotonic()
+    for done in range(1, ETA_MIN_TIMED_BATCHES + 1):
+        assert writer.eta(0, done) is None, done
+    writer.first_batch_end -= ETA_MIN_TIMED_BATCHES * 0.1  # then 0.1 s a batch
+    eta = writer.eta(0, ETA_MIN_TIMED_BATCHES + 1)
+    left = (20 - ETA_MIN_TIMED_BATCHES - 1) + 2 * 20
+    assert eta == pytest.approx(0.1 * left, rel=0.2)  # not the 30 s first batch's rate

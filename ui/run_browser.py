@@ -22,9 +22,9 @@ def run_browser() -> None:
                  column_config={"best val accuracy": st.column_config.NumberColumn(
                      format="%.2f%%")})
     by_id = {info.id: info for info in all_runs}
+    # no state in the label: the table and the panel show it live, a label would go stale
     chosen = st.selectbox("Open a run", list(by_id), key="train_open_run",
-                          format_func=lambda rid: f"{by_id[rid].name} · {by_id[rid].state} "
-                                                  f"({rid})")
+                          format_func=lambda rid: f"{by_id[rid].name} ({rid})")
     info = by_id[chosen]
     if info.readable:
         _details(info)
@@ -37,7 +37,9 @@ def _details(info: runs.RunInfo) -> None:
     detail_curves, detail_config = st.columns([3, 2])
     with detail_curves:
         history = runs.read_history(info.dir)
-        if history:
+        if info.active:  # drawn once, live, by the panel above; this page run would go stale
+            st.info("Training now: its progress and curves are in the panel above.")
+        elif history:
             st.plotly_chart(charts.training_curves_figure(history, epochs=info.epochs),
                             key="train_run_curves")
         else:

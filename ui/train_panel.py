@@ -80,8 +80,10 @@ def _progress() -> None:
 
 
 def _curves() -> None:
+    """The curves of the run training now; once it ends, the run browser below draws them
+    (the newest run is the one it opens), so they are never on the page twice."""
     info = jobs.run_to_show(jobs.active_job(), runs.list_runs())
-    if info is None:
+    if info is None or not info.active:
         return
     history = runs.read_history(info.dir)
     batches = None

@@ -141,11 +141,15 @@ def live_timeline_figure(timeline: Sequence[tuple[float, Sequence[float]]], *,
 
 
 def training_curve_frame(history: list[Mapping[str, float]]) -> pd.DataFrame:
-    """Long table (epoch, metric, split, value) of loss and accuracy, training and validation."""
+    """Long table (epoch, metric, split, value) of loss and accuracy, training and validation.
+    The loss is the data loss (cross-entropy without the L2 penalty) where the run recorded
+    it, Keras's total loss for older runs."""
     rows = []
     for row in history:
         for metric in ("loss", "accuracy"):
-            for split, column in (("train", metric), ("val", f"val_{metric}")):
+            source = "data_loss" if metric == "loss" and row.get("data_loss") is not None \
+                else metric
+            for split, column in (("train", source), ("val", f"val_{source}")):
                 value = row.get(column)
                 if value is not None and math.isfinite(value):
                     rows.append({"epoch": int(row["epoch"]), "metric": metric, "split": split,
@@ -161,7 +165,8 @@ def batch_curve_points(events: list[dict[str, Any]], after_epoch: int) -> pd.Dat
         if e.get("kind") != "batch" or int(e.get("epoch", 0)) <= after_epoch:
             continue
         x = int(e["epoch"]) - 1 + int(e["batch"]) / max(1, int(e.get("steps") or 1))
-        rows.append({"x": x, "loss": e.get("loss"), "accuracy": e.get("accuracy")})
+        loss = e.get("data_loss") if e.get("data_loss") is not None else e.get("loss")
+        rows.append({"x": x, "loss": loss, "accuracy": e.get("accuracy")})
     return pd.DataFrame(rows, columns=["x", "loss", "accuracy"])
 
 
@@ -195,11 +200,13 @@ def training_curves_figure(history: list[Mapping[str, float]],
                 line={"color": _TRAIN_COLOURS["train"], "dash": "dot"}, **axes,
                 hovertemplate=f"epoch %{{x:.2f}}<br>running train {metric} %{{y}}<extra></extra>"))
     x_range = [0, max(epochs, 1) + 0.2] if epochs else None
+    with_penalty = not any(r.get("data_loss") is not None for r in history)
+    loss_title = "loss (with L2 penalty)" if history and with_penalty else "loss (cross-entropy)"
     x_common = {"title": {"text": "epoch"}, "rangemode": "tozero", "range": x_range}
     fig.update_layout(
         xaxis={**x_common, "domain": [0.0, 0.45]},
         xaxis2={**x_common, "domain": [0.55, 1.0], "anchor": "y2"},
-        yaxis={"title": {"text": "loss"}},
+        yaxis={"title": {"text": loss_title}},
         yaxis2={"title": {"text": "accuracy %"}, "anchor": "x2"},
         height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "y": -0.25},

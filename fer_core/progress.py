@@ -43,6 +43,7 @@ class LiveProgress:
     # A job loads its data and builds the model before its "started" event, then traces
     # and compiles during the first batch: tens of seconds with nothing to draw.
     phase: str = ""
+    data_loss: float | None = None  # cross-entropy alone; `loss` adds the L2 penalty
 
     @property
     def running(self) -> bool:
@@ -117,7 +118,7 @@ def live_progress(info: runs.RunInfo, events: list[dict[str, Any]],
         epoch_fraction=min(1.0, epoch_fraction), run_fraction=min(1.0, max(0.0, run_fraction)),
         elapsed=elapsed, eta=eta, lr=lr, loss=source.get("loss"),
         accuracy=source.get("accuracy"), val_accuracy=last_epoch.get("val_accuracy"),
-        error=info.status.get("error"), phase=phase,
+        error=info.status.get("error"), phase=phase, data_loss=source.get("data_loss"),
     )
 
 
@@ -128,7 +129,12 @@ def progress_caption(p: LiveProgress) -> str:
         parts.append(f"ETA {format_seconds(p.eta)}" if p.eta is not None else "ETA measuring…")
     if p.lr is not None:
         parts.append(f"learning rate {p.lr:.3g}")
-    if p.loss is not None and math.isfinite(p.loss):
+    if p.data_loss is not None and math.isfinite(p.data_loss):
+        penalty = (p.loss - p.data_loss) if p.loss is not None and math.isfinite(p.loss) else None
+        parts.append(f"loss {p.data_loss:.4f}" + (f" (+{penalty:.3f} L2 penalty)"
+                                                   if penalty is not None and penalty > 5e-4
+                                                   else ""))
+    elif p.loss is not None and math.isfinite(p.loss):
         parts.append(f"loss {p.loss:.4f}")
     if p.accuracy is not None:
         parts.append(f"train acc {100 * p.accuracy:.1f}%")

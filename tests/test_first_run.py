@@ -71,3 +71,34 @@ def test_no_eta_until_batches_after_the_first_are_timed(tmp_path) -> None:
     eta = writer.eta(0, ETA_MIN_TIMED_BATCHES + 1)
     left = (20 - ETA_MIN_TIMED_BATCHES - 1) + 2 * 20
     assert eta == pytest.approx(0.1 * left, rel=0.2)  # not the 30 s first batch's rate
+
+
+def test_history_keeps_the_data_loss_apart_from_the_l2_penalty(tmp_path) -> None:
+    from fer_core import charts
+    from tiny_run import make_tiny_run
+
+    info = make_tiny_run(tmp_path)
+    history = runs.read_history(info.dir)
+    assert history and all({"data_loss", "val_data_loss"} <= set(row) for row in history)
+    for row in history:  # the tiny fernet has no L2 penalty: both are the cross-entropy
+        assert row["data_loss"] == pytest.approx(row["loss"], rel=1e-3)
+    fig = charts.training_curves_figure(history, epochs=info.epochs)
+    assert fig.layout.yaxis.title.text == "loss (cross-entropy)"
+    assert list(fig.data[0].y) == [round(r["data_loss"], 4) for r in history]
+    batches = [e for e in runs.read_events(info.dir) if e["kind"] == "batch"]
+    assert batches and all(e["data_loss"] is not None for e in batches)
+
+
+def test_data_loss_leaves_out_the_l2_penalty() -> None:
+    import fer_core  # noqa: F401
+    import numpy as np
+
+    from fer_core.models import create_model
+    from fer_core.train import compile_model
+
+    model = compile_model(create_model("mini_xception", width=4, l2=0.01),
+                          TrainConfig(model="mini_xception"))
+    x = np.random.default_rng(0).integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    y = np.eye(7, dtype="float32")[np.arange(16) % 7]
+    scores = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert 0 < scores["data_loss"] < scores["loss"] - 0.01  # the penalty is apart

@@ -178,8 +178,8 @@ def training_curves_figure(history: list[Mapping[str, float]],
                            epochs: int | None = None) -> go.Figure:
     """Loss (left) and accuracy (right) per epoch, train and val; dotted: the epoch in progress.
 
-    Two x axes side by side set up by hand (not `make_subplots`, ten times slower), since the
-    live panel redraws this while a job runs."""
+    Two x axes side by side set up by hand (not `make_subplots`, much slower to build), since
+    the live panel redraws this while a job runs."""
     frame = training_curve_frame(history)
     fig = go.Figure()
     for col, metric in enumerate(("loss", "accuracy"), start=1):

@@ -252,8 +252,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
     # residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
-    # smoothing and the standard augmentations; width 32 for 40 epochs took 95 minutes on a
-    # 2-core CPU. The shipped file is `python -m fer_core export RUN --weights mean`.
+    # smoothing and the standard augmentations, width 32 for 40 epochs (its training time and
+    # results are in the card). The shipped file is `python -m fer_core export RUN --weights mean`.
     "default": {
         "name": "default",
         "model": "fernet",

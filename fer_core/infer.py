@@ -38,9 +38,9 @@ FRAME_LOG_ENV = "FER_FRAME_LOG"
 # Page defaults: a full-frame face scan every 15th frame (half a second at 30 fps; the others
 # re-find the known faces near where they were, and a face lost triggers a full scan at
 # once), and the weight of the past in the per-face exponential average of probabilities. A
-# full Haar scan of a 640x480 frame at 320 px costs ~50 ms of CPU here
-# (benchmarks/face_detectors.py), a re-find ~2-4 ms per face: every 5th frame, as before,
-# cost 7 ms of CPU per frame more with one face (23 vs 16 ms), with the same faces found.
+# full Haar scan costs many times a re-find (benchmarks/face_detectors.py times a scan), so
+# scanning less often saves CPU per frame with the same faces found:
+# `benchmarks/live_pipeline.py --rescan-every 5` against the default measures the difference.
 DEFAULT_RESCAN_EVERY = 15
 DEFAULT_SMOOTHING = 0.6
 
@@ -82,10 +82,10 @@ class Classifier:
     webcam frame does not pay for tracing, and a model with the wrong output is refused there.
 
     Batches of up to `SMALL_BATCH` faces (a webcam frame) run through an XLA-compiled copy:
-    on a 2-core CPU it is 15% faster there (default model: one face 2.7 vs 3.1 ms, three
-    5.0 vs 5.9 ms) but slower for large batches, which take the plain graph. XLA compiles
-    once per batch size (about 0.3 s), so warm-up compiles each small size; a model XLA
-    cannot compile simply keeps the plain graph.
+    on a 2-core CPU it was faster for a few faces but slower for large batches, which take
+    the plain graph (`benchmarks/classify_speed.py` times the classifier per batch size;
+    the latest figures are in models/MODEL_CARD.md). XLA compiles once per batch size, so
+    warm-up compiles each small size; a model XLA cannot compile simply keeps the plain graph.
     """
 
     SMALL_BATCH = 4

@@ -2,7 +2,8 @@
 levels per row; `parse_csv_bytes` turns its bytes into a FerDataset, and for bad rows names
 the first one (row, column, what is wrong) and counts them all.
 
-Kaggle's file is ~290 MB of text. Parsing it token by token in Python takes ~40 s; here each
+Kaggle's file is ~290 MB of text. Parsing it token by token in Python is slow (the baseline
+`benchmarks/load_csv.py` times beside this parser); here each
 chunk of lines is parsed with whole-array numpy operations on the raw bytes (digits are bytes
 48..57): a token ends where a digit is followed by a non-digit, and its value is built from
 the (up to three) digits before that. The label is the first token of each line, so a good

@@ -1,4 +1,5 @@
-"""mini-Xception (Arriaga et al., 2017): the small network behind the `fer` package, ~58k params."""
+"""mini-Xception (Arriaga et al., 2017): the small network behind the `fer` package, ~51k
+params at the builder's defaults (`count_params`)."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from fer_core import train_form as form
 from fer_core.config import ConfigError, TrainConfig
 from fer_core.data import DEMO, DataError
 from fer_core.labels import PUBLIC_TEST
+from fer_core.probe import SpeedEstimate
 from fer_core.text import format_seconds
 from ui import state, train_panel
 from ui.frame import page_setup
@@ -45,7 +46,7 @@ def _param_count(model: str, kwargs_json: str) -> int:
 
 
 @st.cache_data(show_spinner="Timing a few training steps…", max_entries=64)
-def _images_per_second(timing_json: str) -> float:
+def _timing(timing_json: str) -> SpeedEstimate:
     """Training speed of a config here, per `form.timing_key`: timed in a child process, so
     a native crash of TensorFlow there is an error message, not a dead server."""
     from fer_core.probe import measure_speed
@@ -104,14 +105,17 @@ if config is not None:
         if running:
             st.warning("A job is training now: the timing shares the CPU with it and reads slow.")
         try:
-            timings[key] = _images_per_second(key)
+            timings[key] = _timing(key)
         except (ConfigError, ValueError, RuntimeError) as exc:
             st.error(f"Could not time this configuration: {exc}")
     if key in timings:
-        per_epoch = n_train / timings[key]
+        per_epoch = n_train / timings[key].images_per_second
         st.markdown(f"Estimated **{format_seconds(per_epoch)} per epoch** and "
                     f"**{format_seconds(per_epoch * config.epochs)} for {config.epochs} "
-                    f"epochs** on this machine (early stopping may end it sooner).")
+                    f"epochs** of training on this machine (early stopping may end it "
+                    f"sooner), after about **{format_seconds(timings[key].startup_seconds)}** "
+                    f"of start-up: a new process, TensorFlow, building and compiling the model "
+                    f"(loading the data comes on top).")
 
 if data_problem:
     st.error(data_problem)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from fer_core import cpu
 from fer_core.config import ConfigError, TrainConfig
@@ -110,19 +110,34 @@ def _last_line(text: str) -> str:
 # ---------------------------------------------------------------- speed of one config
 
 
+class SpeedEstimate(NamedTuple):
+    """What "Estimate time" measured: the training rate, and what a job spends before it."""
+
+    images_per_second: float
+    # The child's whole run less its timed steps: a new process, TensorFlow's import, the
+    # model's build, and the warm-up steps that trace and compile it, as a job pays them
+    # (a job also loads its data, which this leaves out).
+    startup_seconds: float
+
+
 def measure_speed(config: TrainConfig, *, steps: int = 5,
-                  timeout: float = SPEED_TIMEOUT_S) -> float:
-    """Training images per second of `config` on this machine, timed in a child process.
+                  timeout: float = SPEED_TIMEOUT_S) -> SpeedEstimate:
+    """Training images per second of `config` on this machine, and its start-up, timed in a
+    child process.
 
     ConfigError for a config the engine refuses; ProbeError (a RuntimeError) when the
     child crashes, times out or fails.
     """
+    started = time.monotonic()
     result = run_child(["speed", config.to_json(), "--steps", str(int(steps))], timeout=timeout,
                        what="timing this configuration")
+    wall = time.monotonic() - started
     if "config_error" in result:
         field, problem = result["config_error"]
         raise ConfigError(field, problem)
-    return float(result["images_per_second"])
+    rate = float(result["images_per_second"])
+    timed = int(steps) * config.batch_size / rate if rate > 0 else 0.0
+    return SpeedEstimate(rate, max(0.0, wall - timed))
 
 
 # ---------------------------------------------------------------- oneDNN: safe and faster?

@@ -220,7 +220,7 @@ def test_estimate_shows_time_per_epoch_and_run(env, monkeypatch):
 
     def fake_speed(config, **kwargs):
         calls.append((config.model, config.batch_size))
-        return 100.0  # images per second
+        return fer_core.probe.SpeedEstimate(100.0, 12.0)  # images per second, start-up s
 
     monkeypatch.setattr(fer_core.probe, "measure_speed", fake_speed)
     st.cache_data.clear()  # no timing cached by an earlier test in this process
@@ -232,6 +232,7 @@ def test_estimate_shows_time_per_epoch_and_run(env, monkeypatch):
     text = " ".join(_texts(at.markdown))
     assert f"{format_seconds(n_train / 100)} per epoch" in text
     assert f"{format_seconds(20 * n_train / 100)} for 20 epochs" in text
+    assert f"{format_seconds(12.0)}** of start-up" in text
     at.number_input(key="train_w_epochs").set_value(10).run()  # cached: no new timing
     assert f"{format_seconds(10 * n_train / 100)} for 10 epochs" in " ".join(_texts(at.markdown))
     assert len(calls) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 import streamlit as st
 
-from fer_core import catalog, eval_report
+from fer_core import catalog, eval_report, runs
 from fer_core import evaluate as ev
 from fer_core.charts import confusion_diff_figure, confusion_matrix_figure
 from fer_core.data import save_upload
@@ -19,7 +19,7 @@ from fer_core.display import enlarge
 from fer_core.labels import EMOTIONS
 from fer_core.paths import default_model_path
 from fer_core.text import escape_markdown
-from ui.eval_views import evaluate_or_error, mistakes_gallery
+from ui.eval_views import evaluate_or_error, mistakes_gallery, training_overlap_note
 from ui.frame import page_setup
 from ui.models import loaded_model
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
@@ -97,6 +97,11 @@ with tab_metrics:
     st.caption(f"{len(labels):,} faces of {dataset.source} · {split_name}. A class the model "
                "never predicts has precision 0; one absent from the split has recall 0 and is "
                "left out of the macro-F1.")
+    if split_name in dataset.splits():
+        ref = specs[spec]
+        training_overlap_note(dataset, split_name, images,
+                              f"{dataset.source}:{split_name}:{len(images)}",
+                              runs.get_run(ref.run_dir).config if ref.run_dir else None)
     st.dataframe(eval_report.per_class_table(result).style.format(
         {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), key="eval_table")
     normalized = st.radio("Confusion matrix shows", ["counts", "row %"], horizontal=True,

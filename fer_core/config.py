@@ -169,6 +169,9 @@ class TrainConfig:
                                step=0.1)
     class_weights: bool = param(False, "weight the loss by inverse class frequency (helps "
                                 "'disgust')")
+    drop_test_overlap: bool = param(False, "leave out Training faces that also appear, exactly "
+                                    "or nearly, in PublicTest or PrivateTest (a leak)",
+                                    label="Drop Training faces found in test splits")
     seed: int = param(0, "seed for shuffling, augmentation, the validation split and weights",
                       low=0, high=MAX_SEED, step=1)
 

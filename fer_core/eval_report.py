@@ -53,3 +53,17 @@ def clicked_cell(points: Sequence[dict] | None) -> tuple[str, str] | None:
         return None
     cell = points[0].get("y"), points[0].get("x")
     return cell if all(name in EMOTIONS for name in cell) else None
+
+
+def overlap_note(overlap: int, faces: int, split: str, *, run_dropped: bool | None) -> str:
+    """What the Evaluate page says about test faces also in Training ("" when none are):
+    `run_dropped` is whether the model's run left them out of training (None: not a run)."""
+    if overlap <= 0 or faces <= 0:
+        return ""
+    seen = ("its run left them out of training (drop_test_overlap), so the model never saw "
+            "them" if run_dropped else
+            "a model trained on this Training split has seen them, so its accuracy on them "
+            "flatters it" + ("; train with *Drop Training faces found in test splits* to "
+                              "leave them out" if run_dropped is False else ""))
+    return (f"{overlap:,} of these {faces:,} {split} faces ({overlap / faces:.1%}) also appear "
+            f"in Training, exactly or nearly: {seen}.")

@@ -139,3 +139,33 @@ def quality_problems(ds: FerDataset) -> list[str]:
         if empty:
             found.append(f"{name} has no images of {', '.join(empty)}")
     return found
+
+
+def difference_hashes(images: np.ndarray) -> np.ndarray:
+    """A 64-bit difference hash per image (uint64): a 9x8 area-averaged thumbnail, one bit per
+    pair of neighbours in a row (is the right one brighter). Equal for the same face saved
+    again with other compression, brightness or contrast, or slightly blurred or rescaled."""
+    import cv2
+
+    weights = (1 << np.arange(64, dtype=np.uint64)).reshape(8, 8)
+    out = np.empty(len(images), dtype=np.uint64)
+    for i, image in enumerate(images):
+        small = cv2.resize(image, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+        out[i] = weights[small[:, 1:] > small[:, :-1]].sum(dtype=np.uint64)
+    return out
+
+
+def overlap_mask(images: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of `images` also appear among `others`: exactly (the same bytes) or nearly (the
+    same difference hash). Near-blank faces (std < LOW_CONTRAST_STD) are matched exactly
+    only: they all hash alike. Training faces found in a test split are a leak (FER2013 has
+    them), which `TrainConfig.drop_test_overlap` leaves out of training."""
+    if not len(images) or not len(others):
+        return np.zeros(len(images), dtype=bool)
+    mask = np.isin(image_hashes(images), image_hashes(others))
+    textured = image_std(images) >= LOW_CONTRAST_STD
+    textured_others = image_std(others) >= LOW_CONTRAST_STD
+    near = np.isin(difference_hashes(images[textured]),
+                   difference_hashes(others[textured_others]))
+    mask[np.flatnonzero(textured)[near]] = True
+    return mask

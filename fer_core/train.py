@@ -41,6 +41,7 @@ from fer_core.files import atomic_path
 from fer_core.labels import IMG_SIZE, PUBLIC_TEST, TRAINING
 from fer_core.models import create_model, list_models, load_model
 from fer_core.pipeline import balanced_class_weights, make_dataset
+from fer_core.quality import overlap_mask
 
 EventHook = Callable[[dict[str, Any]], None]
 BATCH_EVENT_SECONDS = 1.0  # at most one "batch" progress event per this many seconds
@@ -81,6 +82,7 @@ class TrainData:
     x_val: np.ndarray
     y_val: np.ndarray
     val_name: str  # "PublicTest" or "fraction of Training"
+    dropped_overlap: int = 0  # Training faces left out as also in a test split
 
 
 def split_data(dataset: FerDataset, config: TrainConfig) -> TrainData:
@@ -90,15 +92,23 @@ def split_data(dataset: FerDataset, config: TrainConfig) -> TrainData:
         raise ConfigError("data", f"{dataset.source} has no {TRAINING} rows "
                           f"(splits present: {', '.join(dataset.splits()) or 'none'})")
     x, y = dataset.split(TRAINING)
+    dropped = 0
+    if config.drop_test_overlap:
+        tests = [dataset.split(name)[0] for name in dataset.splits() if name != TRAINING]
+        if tests:
+            leaked = overlap_mask(x, np.concatenate(tests))
+            dropped = int(leaked.sum())
+            x, y = x[~leaked], y[~leaked]
     if config.val_source == "publictest" and PUBLIC_TEST in dataset.splits():
         xv, yv = dataset.split(PUBLIC_TEST)
-        return TrainData(x, y, xv, yv, PUBLIC_TEST)
+        return TrainData(x, y, xv, yv, PUBLIC_TEST, dropped)
     order = np.random.default_rng(config.seed).permutation(len(y))
     n_val = max(1, round(len(y) * config.val_fraction))
     if len(y) - n_val < 1:
         raise ConfigError("val_fraction", f"leaves no training images out of {len(y)}")
     val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return TrainData(x[tr], y[tr], x[val], y[val], f"{config.val_fraction:g} of {TRAINING}")
+    return TrainData(x[tr], y[tr], x[val], y[val], f"{config.val_fraction:g} of {TRAINING}",
+                     dropped)
 
 
 # ---------------------------------------------------------------- devices
@@ -558,7 +568,8 @@ def _run(run: runs.RunInfo, config: TrainConfig, data: TrainData, model: keras.M
                                                      write_graph=False, profile_batch=0))
         writer.emit("resumed" if initial_epoch else "started", run_id=run.id, epoch=initial_epoch,
                     epochs=config.epochs, steps_per_epoch=steps, n_train=len(data.y_train),
-                    n_val=len(data.y_val), val_split=data.val_name, model=config.model,
+                    n_val=len(data.y_val), val_split=data.val_name,
+                    dropped_test_overlap=data.dropped_overlap, model=config.model,
                     params=int(model.count_params()), replicas=strategy.num_replicas_in_sync,
                     strategy=describe_strategy(strategy),
                     lr=current_lr(model))

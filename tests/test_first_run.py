@@ -102,3 +102,59 @@ def test_data_loss_leaves_out_the_l2_penalty() -> None:
     y = np.eye(7, dtype="float32")[np.arange(16) % 7]
     scores = model.evaluate(x, y, verbose=0, return_dict=True)
     assert 0 < scores["data_loss"] < scores["loss"] - 0.01  # the penalty is apart
+
+
+def _faces(n: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    # smooth random faces: a few blobs, so near-identical copies share their coarse shape
+    base = rng.integers(0, 256, (n, 6, 6)).astype("float32")
+    import cv2
+
+    return np.stack([cv2.resize(b, (48, 48), interpolation=cv2.INTER_CUBIC) for b in base]) \
+        .clip(0, 255).astype("uint8")
+
+
+def test_overlap_finds_exact_and_near_copies_but_not_strangers() -> None:
+    import numpy as np
+
+    from fer_core.quality import overlap_mask
+
+    train, test = _faces(20, 1), _faces(10, 2)
+    train[3] = test[0]  # exact copy
+    train[7] = np.clip(test[1].astype(int) + 9, 0, 255).astype("uint8")  # brighter copy
+    train[9] = np.full((48, 48), 128, "uint8")  # near-blank: matched exactly only
+    test[5] = np.full((48, 48), 127, "uint8")
+    mask = overlap_mask(train, test)
+    assert np.flatnonzero(mask).tolist() == [3, 7]
+    assert not overlap_mask(train[:0], test).any() and not overlap_mask(train, test[:0]).any()
+
+
+def test_training_can_drop_faces_found_in_test_splits() -> None:
+    import fer_core  # noqa: F401
+    import numpy as np
+
+    from fer_core.data import FerDataset
+    from fer_core.train import split_data
+
+    train, test = _faces(30, 3), _faces(12, 4)
+    train[[2, 11]] = test[[0, 5]]
+    images = np.concatenate([train, test])
+    labels = np.arange(len(images)) % 7
+    usage = np.array(["Training"] * 30 + ["PublicTest"] * 12)
+    ds = FerDataset(images=images, labels=labels, usage=usage, source="t", synthetic=True)
+    kept = split_data(ds, TrainConfig(drop_test_overlap=True))
+    assert len(kept.y_train) == 28 and kept.dropped_overlap == 2
+    assert len(split_data(ds, TrainConfig()).y_train) == 30
+    assert TrainConfig.from_json(TrainConfig(drop_test_overlap=True).to_json()).drop_test_overlap
+
+
+def test_evaluate_says_how_many_test_faces_were_in_training() -> None:
+    from fer_core.eval_report import overlap_note
+
+    assert overlap_note(0, 100, "PublicTest", run_dropped=None) == ""
+    note = overlap_note(299, 3589, "PublicTest", run_dropped=False)
+    assert note.startswith("299 of these 3,589 PublicTest faces (8.3%) also appear in Training")
+    assert "Drop Training faces found in test splits" in note
+    assert "never saw them" in overlap_note(3, 10, "PublicTest", run_dropped=True)

@@ -9,6 +9,9 @@ import numpy as np
 import streamlit as st
 
 from fer_core import evaluate as ev
+from fer_core.eval_report import overlap_note
+from fer_core.labels import TRAINING
+from fer_core.quality import overlap_mask
 from fer_core.text import escape_markdown
 
 
@@ -32,3 +35,22 @@ def mistakes_gallery(images: np.ndarray, mistakes: Sequence[ev.Mistake], *,
             col.image(images[m.index], width=96, clamp=True)
             col.caption(f"#{m.index}<br>" + "<br>".join(f"{n} {q:.0%}" for n, q in m.top3),
                         unsafe_allow_html=True)
+
+
+@st.cache_data(show_spinner="Looking for these faces in Training…", max_entries=8)
+def _overlap_count(_images: np.ndarray, _training: np.ndarray, key: str) -> int:
+    return int(overlap_mask(_images, _training).sum())
+
+
+def training_overlap_note(dataset, split: str, images: np.ndarray, key: str,
+                          run_config) -> None:
+    """A caption when faces of the evaluated split also sit in the dataset's Training split
+    (a leak FER2013 has); `key` names the dataset and split for the cache."""
+    if split == TRAINING or TRAINING not in dataset.splits():
+        return
+    training, _ = dataset.split(TRAINING)
+    n = _overlap_count(images, training, key)
+    dropped = None if run_config is None else bool(run_config.drop_test_overlap)
+    note = overlap_note(n, len(images), split, run_dropped=dropped)
+    if note:
+        st.caption(note)

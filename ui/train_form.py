@@ -29,7 +29,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Regularisation", ("early_stop_patience", "early_stop_monitor", "label_smoothing",
                         "mixup_alpha", "class_weights")),
 )
-VALIDATION_FIELDS: tuple[str, ...] = ("val_source", "val_fraction", "seed")
+VALIDATION_FIELDS: tuple[str, ...] = ("val_source", "val_fraction", "seed", "drop_test_overlap")
 
 
 def models() -> dict[str, ModelInfo]:

@@ -104,14 +104,16 @@ def _member(ds: FerDataset, row: int) -> str:
 def _quality_metrics(dups: quality.DuplicateReport, flat: int) -> list[tuple[str, int, str]]:
     """(short label, count, what it counts) of each finding: labels short enough for a
     metric in a row of `METRICS_PER_ROW`, the detail in the help."""
-    found = [(f"Repeats in {split}", n, f"{split} faces that are exact copies of another "
-              f"{split} face (the copies beyond the first).") for split, n in dups.within.items()]
-    found += [(f"{later} in {first}", n, f"{later} faces that are exact copies of a {first} "
-               "face: a leak between splits.") for (first, later), n in dups.across.items()]
+    found = [(f"Repeats in {split}", n, (f"{split} faces that are exact copies of another "
+                                         f"{split} face (the copies beyond the first)."))
+             for split, n in dups.within.items()]
+    found += [(f"{later} in {first}", n, (f"{later} faces that are exact copies of a {first} "
+                                          "face: a leak between splits."))
+              for (first, later), n in dups.across.items()]
     found.append(("Label conflicts", dups.conflicting,
                   "Groups of identical faces whose rows carry different labels."))
-    found.append(("Near-blank", flat, "Near-blank or very low-contrast faces: grey-level "
-                  f"standard deviation below {quality.LOW_CONTRAST_STD:g}."))
+    found.append(("Near-blank", flat, ("Near-blank or very low-contrast faces: grey-level "
+                                       f"standard deviation below {quality.LOW_CONTRAST_STD:g}.")))
     return found
 
 

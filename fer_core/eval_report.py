@@ -63,7 +63,7 @@ def demo_set_note(trained_on: str | None) -> str:
     if trained_on == DEMO:
         return ("Measured on the synthetic demo set, which this run was trained on too: "
                 "generated cartoon faces whose expression is drawn to show the class. The score "
-                "says the run learned the demo set, not how it does on real faces.")
+                "says how well the run learned the demo set, not how it does on real faces.")
     return ("Measured on the synthetic demo set: generated cartoon faces, not photos. A model "
             "trained on real faces (FER2013, like the shipped default) does not transfer to "
             "them and scores near chance here (1 in 7, about 14%), whatever it scores on real "

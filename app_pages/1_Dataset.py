@@ -11,7 +11,7 @@ import streamlit as st
 import fer_core  # noqa: F401  (CPU flags before anything loads TensorFlow)
 from fer_core import charts, quality
 from fer_core.data import FerDataset
-from fer_core.display import enlarge, to_uint8
+from fer_core.display import enlarge, row_name, to_uint8
 from fer_core.labels import EMOTIONS, IMG_SIZE
 from ui.dataset_source import source_picker, split_controls
 from ui.frame import page_setup
@@ -19,6 +19,10 @@ from ui.state import DataError, dataset_key, load_active_dataset
 
 SAMPLES_PER_CLASS = 10
 ALL_SPLITS = "All splits"
+METRICS_PER_ROW = 4  # the quality findings: 8 for a file with 3 splits, in 2 rows
+CARDS_PER_ROW = 4  # pictures of identical faces side by side
+GROUPS_SHOWN = 8  # groups of identical faces (and of identical near-blank faces) shown
+ROWS_LISTED = 4  # rows named under a picture
 
 page_setup(__file__)
 
@@ -93,36 +97,64 @@ def _class_means(ds: FerDataset, split: str) -> None:
                     key="intensity_histogram")
 
 
-def _caption(ds: FerDataset, row: int) -> str:
-    return f"{ds.usage[row]} #{row} {EMOTIONS[ds.labels[row]]}"
+def _member(ds: FerDataset, row: int) -> str:
+    return f"{ds.usage[row]} {row_name(row)} · {EMOTIONS[ds.labels[row]]}"
+
+
+def _quality_metrics(dups: quality.DuplicateReport, flat: int) -> list[tuple[str, int, str]]:
+    """(short label, count, what it counts) of each finding: labels short enough for a
+    metric in a row of `METRICS_PER_ROW`, the detail in the help."""
+    found = [(f"Repeats in {split}", n, (f"{split} faces that are exact copies of another "
+                                         f"{split} face (the copies beyond the first)."))
+             for split, n in dups.within.items()]
+    found += [(f"{later} in {first}", n, (f"{later} faces that are exact copies of a {first} "
+                                          "face: a leak between splits."))
+              for (first, later), n in dups.across.items()]
+    found.append(("Label conflicts", dups.conflicting,
+                  "Groups of identical faces whose rows carry different labels."))
+    found.append(("Near-blank", flat, ("Near-blank or very low-contrast faces: grey-level "
+                                       f"standard deviation below {quality.LOW_CONTRAST_STD:g}.")))
+    return found
+
+
+def _face_cards(ds: FerDataset, groups: list[np.ndarray], notes: list[str]) -> None:
+    """One picture per group of identical faces, its rows (and a note) below it, in a grid."""
+    for start in range(0, len(groups), CARDS_PER_ROW):
+        cols = st.columns(CARDS_PER_ROW)
+        for col, group, note in zip(cols, groups[start:start + CARDS_PER_ROW],
+                                    notes[start:start + CARDS_PER_ROW]):
+            rows = [_member(ds, int(r)) for r in group[:ROWS_LISTED]]
+            if len(group) > ROWS_LISTED:
+                rows.append(f"and {len(group) - ROWS_LISTED:,} more rows")
+            col.image(enlarge(ds.images[group[0]]), width=IMG_SIZE * 2)
+            col.caption("  \n".join([*rows, *([note] if note else [])]))
 
 
 def _quality(ds: FerDataset) -> None:
     st.subheader("Data quality")
     dups, flat, flat_std = quality_findings(dataset_key(), ds)
-    cols = st.columns(len(dups.within) + len(dups.across) + 2)
-    for col, (split, n) in zip(cols, dups.within.items()):
-        col.metric(f"Duplicates within {split}", f"{n:,}")
-    for col, ((first, later), n) in zip(cols[len(dups.within):], dups.across.items()):
-        col.metric(f"{later} faces also in {first}", f"{n:,}")
-    cols[-2].metric("Duplicates with different labels", f"{dups.conflicting:,}")
-    cols[-1].metric("Near-blank / low contrast", f"{len(flat):,}")
+    found = _quality_metrics(dups, len(flat))
+    for start in range(0, len(found), METRICS_PER_ROW):
+        for col, (label, n, detail) in zip(st.columns(METRICS_PER_ROW),
+                                           found[start:start + METRICS_PER_ROW]):
+            col.metric(label, f"{n:,}", help=detail)
     if any(dups.across.values()):
         st.warning("Some test faces also appear in an earlier split: a leak that inflates test "
-                   "accuracy. Consider removing them before reporting results.")
-    if dups.groups:
-        st.markdown("**Examples of identical faces** (split, row, label):")
-        examples = dups.groups[:6]
-        for group in examples:
-            st.image([enlarge(ds.images[r]) for r in group[:6]],
-                     caption=[_caption(ds, int(r)) for r in group[:6]], width=IMG_SIZE * 2)
+                   "accuracy. Training can leave them out (and near-identical copies): "
+                   "*Drop Training faces found in test splits* on the Train page.")
+    # identical near-blank faces are shown once, with the near-blank ones below
+    blank = set(flat.tolist())
+    groups = [g for g in dups.groups if int(g[0]) not in blank][:GROUPS_SHOWN]
+    if groups:
+        st.markdown("**Examples of identical faces**: each picture appears in all the rows "
+                    "listed under it (split, row, label).")
+        _face_cards(ds, groups, [""] * len(groups))
     if len(flat):
+        std = dict(zip(flat.tolist(), flat_std.tolist()))
+        blanks = quality.identical_groups(ds.images, flat)[:GROUPS_SHOWN]
         st.markdown(f"**Near-blank or very low-contrast faces** (grey-level std below "
-                    f"{quality.LOW_CONTRAST_STD:g}):")
-        shown = flat[:12]
-        st.image([enlarge(ds.images[r]) for r in shown],
-                 caption=[f"{_caption(ds, int(r))} std {s:.1f}" for r, s in zip(shown, flat_std)],
-                 width=IMG_SIZE * 2)
+                    f"{quality.LOW_CONTRAST_STD:g}), flattest first:")
+        _face_cards(ds, blanks, [f"std {std[int(g[0])]:.1f}" for g in blanks])
     if not dups.total and not len(flat):
         st.success("No exact duplicates and no near-blank faces found.")
 

@@ -9,13 +9,14 @@ and split is instant; the CLI shares the cache.
 from __future__ import annotations
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+import numpy as np
 import streamlit as st
 
 from fer_core import catalog, eval_report, runs
 from fer_core import evaluate as ev
 from fer_core.charts import confusion_diff_figure, confusion_matrix_figure
 from fer_core.data import save_upload
-from fer_core.display import enlarge
+from fer_core.display import enlarge, row_name
 from fer_core.labels import EMOTIONS
 from fer_core.paths import default_model_path
 from fer_core.text import escape_markdown
@@ -42,7 +43,7 @@ if not specs:
             f"`{default_model_path()}`), then come back.")
     st.stop()
 
-left, right = st.columns(2)
+left, right = st.columns([3, 2])  # run labels are long, split names short
 spec = left.selectbox("Model", list(specs), format_func=lambda s: specs[s].label,
                       key="eval_model")
 
@@ -71,9 +72,11 @@ if split == UPLOAD:
     rows = st.selectbox("Rows", [ALL_ROWS, *dataset.splits()], key="eval_upload_rows")
     split_name = rows
     images, labels = (dataset.images, dataset.labels) if rows == ALL_ROWS else dataset.split(rows)
+    face_rows = np.arange(len(dataset)) if rows == ALL_ROWS else dataset.rows(rows)
 else:
     split_name = split
     images, labels = dataset.split(split)
+    face_rows = dataset.rows(split)  # faces are named by their dataset row, as on Dataset
 
 entry = ev.entry_name(dataset.source, split_name)
 tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
@@ -94,6 +97,8 @@ with tab_metrics:
     else:
         cols[0].metric("Accuracy", f"{result.accuracy:.2%}")
     cols[-1].metric("Macro-F1", f"{result.macro_f1:.3f}")
+    if dataset.synthetic:  # the first number a new user sees: say what it means
+        st.info(eval_report.demo_set_note(specs[spec].trained_on), icon=":material/info:")
     st.caption(f"{len(labels):,} faces of {dataset.source} · {split_name}. A class the model "
                "never predicts has precision 0; one absent from the split has recall 0 and is "
                "left out of the macro-F1.")
@@ -127,13 +132,13 @@ with tab_mistakes:
     what = "correct answers" if t == p else "mistakes"
     st.write(f"**{int(result.confusion[t, p]):,}** faces of *{true_name}* predicted *{pred_name}*; "
              f"the {min(len(mistakes), GALLERY_SIZE)} most confident {what} first.")
-    mistakes_gallery(images, mistakes, columns=GALLERY_COLUMNS)
+    mistakes_gallery(images, mistakes, face_rows, columns=GALLERY_COLUMNS)
 
     if mistakes:
         st.subheader("Grad-CAM: where the model looked")
         g1, g2 = st.columns(2)
         face = g1.selectbox("Face", [m.index for m in mistakes], key="eval_cam_face",
-                            format_func=lambda i: f"#{i}")
+                            format_func=lambda i: row_name(face_rows[i]))
         target = g2.selectbox("Class to explain", ["predicted", *EMOTIONS], key="eval_cam_class")
         loaded = loaded_model(specs[spec])
         from fer_core.gradcam import gradcam, overlay
@@ -146,15 +151,18 @@ with tab_mistakes:
             st.error(f"Grad-CAM is not available for this model: {exc}")
         else:
             v1, v2 = st.columns(2)
-            v1.image(enlarge(images[face], 4), caption=f"face #{face}",
-                     width=192)
+            v1.image(enlarge(images[face], 4), caption=row_name(face_rows[face]), width=192)
             v2.image(overlay(images[face], cam, scale=4), width=192,
                      caption=f"Grad-CAM for {EMOTIONS[cls]} (p = {probs[cls]:.0%})")
 
 with tab_compare:
     others = [s for s in specs if s != spec]
+    if not others:
+        st.info("Comparing needs a second model: train another run on the **Train** page "
+                "(or ship a default model), then pick it here to see both side by side.")
     other = st.selectbox("Compare with", [NONE, *others], key="eval_compare",
-                         format_func=lambda s: s if s == NONE else specs[s].label)
+                         format_func=lambda s: s if s == NONE else specs[s].label,
+                         disabled=not others)
     if other != NONE:
         result_b = evaluate_or_error(other, images, labels, entry, tta, dataset.source)
         if result_b is not None:

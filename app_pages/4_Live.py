@@ -26,6 +26,7 @@ from fer_core.detect import FaceDetector
 from fer_core.infer import FaceTracker, process_frame
 from fer_core.paths import default_model_path
 from fer_core.stream import StreamMonitor
+from fer_core.uploads import MAX_MODEL_UPLOAD_BYTES
 from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
 from ui.frame import page_setup
 from ui.live_panel import stream_panel
@@ -64,10 +65,12 @@ st.caption(
 # the shipped model first, then finished runs only (a webcam wants a trained model)
 choices = {ref.spec: ref for ref in catalog.choices(finished_only=True, default_first=True)}
 with st.sidebar:
-    own_model = st.file_uploader(
+    own_model = st.file_uploader(  # its own limit: the server's is for datasets (400 MB)
         "Your own model (.keras)", type=["keras"], key="live_model_file",
-        help="A Keras 3 .keras file taking 48x48 grey faces and giving 7 emotions. It is "
-        "checked and loaded in safe mode: no code from Lambda layers runs.",
+        max_upload_size=MAX_MODEL_UPLOAD_BYTES // 2**20,
+        help=f"A Keras 3 .keras file of up to {MAX_MODEL_UPLOAD_BYTES // 2**20} MB taking "
+        "48x48 grey faces and giving 7 emotions. It is checked and loaded in safe mode: no "
+        "code from Lambda layers runs.",
     )
 if own_model is not None:
     try:  # untrusted: size, format and safe-mode load are checked before it is kept

@@ -45,6 +45,7 @@ class ModelRef:
     run_id: str | None = None
     run_dir: Path | None = None
     architecture: str | None = None  # the registry name, when the run's config says it
+    trained_on: str | None = None  # the run's dataset (its config's `data`), when known
 
 
 def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> ModelRef:
@@ -129,12 +130,15 @@ def _file(path: Path) -> ModelRef:
 
 def _from_run(info: runs.RunInfo, path: Path, weights: str = "best") -> ModelRef:
     architecture = info.config.model if info.config else None
-    notes = [architecture or "?"]
+    unnamed = info.name == info.id  # the label says the id once, not as name and id
+    # an id from `runs.new_run_id` names the model already
+    notes = [] if unnamed and architecture and architecture in info.id else [architecture or "?"]
     if info.state != "finished":
         notes.append(info.state)
     if weights != "best":  # a run id means its best weights: the others go by their path
         notes.append(f"{weights} weights")
-    return ModelRef(spec=info.id if weights == "best" else str(path),
-                    label=f"run {info.name} · {' · '.join(notes)} ({info.id})", path=path,
+    label = " · ".join([f"run {info.name}", *notes]) + ("" if unnamed else f" ({info.id})")
+    return ModelRef(spec=info.id if weights == "best" else str(path), label=label, path=path,
                     state=info.state, run_id=info.id, run_dir=info.dir,
-                    architecture=architecture)
+                    architecture=architecture,
+                    trained_on=info.config.data if info.config else None)

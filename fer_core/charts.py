@@ -25,21 +25,29 @@ if TYPE_CHECKING:  # fer_core.infer loads TensorFlow
 
 # Dataset
 
+BAR_TEXT_MIN_PX = 10  # bar text that would be smaller is hidden (the hover keeps it)
+
 
 def class_distribution_figure(counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
-    """Grouped bars of faces per class, one group per split (`FerDataset.counts()`); the
-    bar text and hover give each count and its share of the split."""
+    """Grouped bars of faces per class, one group per split (`FerDataset.counts()`); the hover
+    gives each count and its share of the split.
+
+    The share is also written inside a bar, turned upright when that fits better, and only
+    where it fits at `BAR_TEXT_MIN_PX`: with 3 splits x 7 classes the bars of small classes
+    are too narrow and short for any text, and labels placed above them ran together."""
     fig = go.Figure()
     for split, per_class in counts.items():
         total = sum(per_class.values())
         y = [int(per_class.get(e, 0)) for e in EMOTIONS]
         share = [100 * n / total if total else 0.0 for n in y]
         fig.add_bar(name=split, x=list(EMOTIONS), y=y, customdata=share,
-                    text=[f"{n:,}<br>{p:.1f}%" for n, p in zip(y, share)],
+                    text=[f"{p:.1f}%" for p in share], textposition="inside",
+                    insidetextanchor="end",
                     hovertemplate="%{x}: %{y:,} faces (%{customdata:.1f}% of "
                                   + split + ")<extra></extra>")
     fig.update_layout(barmode="group", height=380, margin={"t": 10, "b": 10},
-                      yaxis_title="faces", legend_title="split")
+                      yaxis_title="faces", legend_title="split",
+                      uniformtext={"minsize": BAR_TEXT_MIN_PX, "mode": "hide"})
     return fig
 
 

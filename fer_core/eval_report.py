@@ -1,6 +1,7 @@
 """What the Evaluate page shows of an evaluation, as plain data: the per-class table, the
-A/B comparison tables, the commonest mistake of a class, and the cell a click on the
-confusion heatmap picked. The figures themselves are in `fer_core.charts`."""
+A/B comparison tables, the commonest mistake of a class, the cell a click on the
+confusion heatmap picked, and what a score on the demo set means. The figures themselves are
+in `fer_core.charts`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_core.data import DEMO
 from fer_core.evaluate import Comparison, EvalResult
 from fer_core.labels import EMOTIONS
 
@@ -67,3 +69,16 @@ def overlap_note(overlap: int, faces: int, split: str, *, run_dropped: bool | No
                               "leave them out" if run_dropped is False else ""))
     return (f"{overlap:,} of these {faces:,} {split} faces ({overlap / faces:.1%}) also appear "
             f"in Training, exactly or nearly: {seen}.")
+
+
+def demo_set_note(trained_on: str | None) -> str:
+    """What an accuracy measured on the synthetic demo set means, for a model trained on
+    `trained_on` (a run's `data`; None when unknown, as for the shipped model)."""
+    if trained_on == DEMO:
+        return ("Measured on the synthetic demo set, which this run was trained on too: "
+                "generated cartoon faces whose expression is drawn to show the class. The score "
+                "says how well the run learned the demo set, not how it does on real faces.")
+    return ("Measured on the synthetic demo set: generated cartoon faces, not photos. A model "
+            "trained on real faces (FER2013, like the shipped default) does not transfer to "
+            "them and scores near chance here (1 in 7, about 14%), whatever it scores on real "
+            "faces. Choose FER2013 on the Dataset page to measure that.")

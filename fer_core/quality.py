@@ -71,6 +71,18 @@ def find_duplicates(ds: FerDataset, *, max_groups: int = 60) -> DuplicateReport:
     return DuplicateReport(within, across, conflicting, groups[:max_groups])
 
 
+def identical_groups(images: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """`rows` grouped by identical pixels, each group once, in the order of its first row in
+    `rows` (FER2013's near-blank faces are mostly copies of a few blank images: a page shows
+    each image once, with its rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return []
+    _, first, inverse = np.unique(image_hashes(images[rows]), return_index=True,
+                                  return_inverse=True)
+    return [rows[inverse == g] for g in np.argsort(first, kind="stable")]
+
+
 def image_std(images: np.ndarray) -> np.ndarray:
     """Standard deviation of the grey levels of each image (float32, one per image)."""
     out = np.empty(len(images), dtype=np.float32)

@@ -39,7 +39,7 @@ def test_class_distribution_bars_per_split() -> None:
     assert fig.layout.yaxis.title.text == "faces"
     training = fig.data[0]
     assert training.customdata[-1] == pytest.approx(100 * 60 / 210)
-    assert training.text[1] == f"10<br>{100 * 10 / 210:.1f}%"
+    assert training.text[1] == f"{100 * 10 / 210:.1f}%"
 
 
 def test_class_distribution_empty() -> None:

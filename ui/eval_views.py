@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core import evaluate as ev
+from fer_core.display import row_name
 from fer_core.eval_report import overlap_note
 from fer_core.labels import TRAINING
 from fer_core.quality import overlap_mask
@@ -27,14 +28,16 @@ def evaluate_or_error(spec: str, images: np.ndarray, labels: np.ndarray, entry: 
         return None
 
 
-def mistakes_gallery(images: np.ndarray, mistakes: Sequence[ev.Mistake], *,
-                     columns: int = 6) -> None:
-    """The faces in rows of `columns`, each captioned with its index and the model's top 3."""
+def mistakes_gallery(images: np.ndarray, mistakes: Sequence[ev.Mistake], rows: np.ndarray,
+                     *, columns: int = 6) -> None:
+    """The faces in rows of `columns`, each captioned with its dataset row (`rows[i]` for
+    face `i` of `images`, `display.row_name`) and the model's top 3."""
     for start in range(0, len(mistakes), columns):
         for col, m in zip(st.columns(columns), mistakes[start:start + columns]):
             col.image(images[m.index], width=96, clamp=True)
-            col.caption(f"#{m.index}<br>" + "<br>".join(f"{n} {q:.0%}" for n, q in m.top3),
-                        unsafe_allow_html=True)
+            col.caption("  \n".join([row_name(rows[m.index]),
+                                      *(f"{n} {q:.0%}" for n, q in m.top3)]))
+
 
 
 @st.cache_data(show_spinner="Looking for these faces in Training…", max_entries=8)

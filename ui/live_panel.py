@@ -15,13 +15,16 @@ from fer_core.stream import DROP_WARNING
 
 
 def stream_panel(snap: dict, playing: bool) -> None:
-    """Metrics 2x2, a caption of the counts, warnings, then the faces in view."""
+    """Metrics 2x2, a caption of the counts, warnings, then the faces in view.
+
+    The units are in the labels and the values bare numbers: a metric in a quarter of the
+    panel holds about four characters of its large value font, and "39 ms" was cut off."""
     fps, lag = st.columns(2)
     dropped, frame_ms = st.columns(2)
     fps.metric("Frames/s", f"{snap['fps']:.0f}",
                help=f"processed per second, of {snap['camera_fps']:.0f} arriving")
     lag.metric(
-        "Behind camera", "-" if snap["lag_ms"] is None else f"{snap['lag_ms']:.0f} ms",
+        "Behind camera, ms", "-" if snap["lag_ms"] is None else f"{snap['lag_ms']:.0f}",
         help="median extra delay of a frame from its capture time stamp to the end of its "
         "processing, over the fastest frame seen (95th percentile: "
         + ("-" if snap["lag_p95_ms"] is None else f"{snap['lag_p95_ms']:.0f} ms") + ")",
@@ -29,7 +32,7 @@ def stream_panel(snap: dict, playing: bool) -> None:
     dropped.metric("Dropped", f"{snap['drop_share']:.0%}",
                    help=f"{snap['dropped']} frames skipped since START to stay current")
     frame_ms.metric(
-        "Per frame", f"{snap['frame_ms']:.0f} ms",
+        "Per frame, ms", f"{snap['frame_ms']:.0f}",
         help=f"median of recent frames: detection {snap['detect_ms']:.1f} ms, "
         f"classification {snap['classify_ms']:.1f} ms",
     )

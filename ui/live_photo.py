@@ -12,6 +12,9 @@ from fer_core.detect import FaceDetector
 from fer_core.infer import Classifier, decode_image, process_frame
 from fer_core.stream import StreamMonitor
 
+# a face's box (FacePrediction.box) as four columns: one "(x, y, w, h)" column was cut off
+BOX_COLUMNS = {"x": "left edge", "y": "top edge", "w": "width", "h": "height"}
+
 
 def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> None:
     """Source choice, then the annotated picture; `detector` is called once a picture is
@@ -48,12 +51,15 @@ def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> 
     left.image(annotated, channels="BGR", caption=f"{name}: {len(faces)} face(s)")
     if faces:
         right.plotly_chart(face_probabilities_figure(faces, height=320), key="photo_probs")
-        right.dataframe(
+        st.dataframe(  # under both columns: seven columns do not fit beside the photo
             {
                 "face": list(range(1, len(faces) + 1)),
                 "emotion": [f.label for f in faces],
                 "confidence": [round(f.confidence, 3) for f in faces],
-                "box (x, y, w, h)": [str(tuple(f.box)) for f in faces],
+                **{axis: [int(f.box[i]) for f in faces] for i, axis in enumerate(BOX_COLUMNS)},
             },
-            hide_index=True,
+            hide_index=True, width="content",
+            column_config={axis: st.column_config.NumberColumn(help=f"{what} of the face's box, "
+                                                                    "in pixels of the photo")
+                           for axis, what in BOX_COLUMNS.items()},
         )

@@ -63,11 +63,17 @@ class FerDataset:
         present = set(np.unique(self.usage).tolist())
         return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
 
-    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of one split: views when its rows are contiguous, else copies."""
+    def rows(self, name: str) -> np.ndarray:
+        """The dataset rows of one split, in order: face `i` of `split(name)` is row
+        `rows(name)[i]` (how the pages name a face, `display.row_name`)."""
         rows = np.flatnonzero(self.usage == name)
         if len(rows) == 0:
             raise KeyError(f"no split {name!r} in {self.source}; present: {self.splits()}")
+        return rows
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of one split: views when its rows are contiguous, else copies."""
+        rows = self.rows(name)
         if rows[-1] - rows[0] + 1 == len(rows):
             part = slice(int(rows[0]), int(rows[-1]) + 1)
             return self.images[part], self.labels[part]

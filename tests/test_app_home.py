@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -12,9 +13,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+def _env(fer_dirs, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here
 
 
@@ -39,11 +38,8 @@ def test_broken_configured_file_offers_the_demo_set(tmp_path, monkeypatch) -> No
     assert "Synthetic demo set" in at.warning[0].value
 
 
-def test_real_configured_file_is_named(tmp_path, monkeypatch) -> None:
-    pixels = " ".join(["7"] * 2304)
-    rows = [f"{i % 7},{pixels},Training" for i in range(14)]
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "fer2013.csv").write_text("emotion,pixels,Usage\n" + "\n".join(rows))
+def test_real_configured_file_is_named(write_csv) -> None:
+    write_csv("data/fer2013.csv", np.full((14, 48, 48), 7), np.arange(14) % 7, ["Training"] * 14)
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception and not at.warning
     assert "data/fer2013.csv (14 faces)" in at.success[0].value

@@ -15,10 +15,9 @@ from fer_core.config import TrainConfig
 
 
 @pytest.fixture()
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "absent.keras"))
-    return tmp_path / "runs"
+def root(fer_dirs) -> Path:
+    fer_dirs.default_model()  # none shipped, until a test ships one
+    return fer_dirs.runs
 
 
 def _run(name: str, state: str = "finished", *, weights: bool = True) -> runs.RunInfo:
@@ -29,11 +28,10 @@ def _run(name: str, state: str = "finished", *, weights: bool = True) -> runs.Ru
     return runs.get_run(info.dir)
 
 
-def _ship_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _ship_default(tmp_path: Path, fer_dirs) -> Path:
     path = tmp_path / "shipped.keras"
     path.write_bytes(b"zip")
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(path))
-    return path
+    return fer_dirs.default_model(path)
 
 
 def test_a_run_id_means_its_best_weights(root: Path) -> None:
@@ -52,7 +50,7 @@ def test_a_run_id_means_its_best_weights(root: Path) -> None:
 
 
 def test_a_path_and_the_default(root: Path, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                fer_dirs) -> None:
     model = tmp_path / "m.keras"
     model.write_bytes(b"zip")
     ref = catalog.resolve(str(model))
@@ -66,18 +64,18 @@ def test_a_path_and_the_default(root: Path, tmp_path: Path,
         catalog.resolve(str(tmp_path / "model.h5"))
     with pytest.raises(catalog.ModelSpecError, match="no default model"):
         catalog.resolve("default")
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(model))
+    fer_dirs.default_model(model)
     shipped = catalog.resolve(" default ")
     assert (shipped.path, shipped.spec, shipped.state) == (model, "default", catalog.SHIPPED)
 
 
 def test_an_unknown_spec_lists_what_exists(root: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                           fer_dirs) -> None:
     with pytest.raises(catalog.ModelSpecError,
                        match=r"not a run id.*not a .keras file.*'default'; models here: none"):
         catalog.resolve("nonsense")
     first = _run("first")
-    _ship_default(tmp_path, monkeypatch)
+    _ship_default(tmp_path, fer_dirs)
     with pytest.raises(ValueError, match=rf"unknown model 'nonsense'.*: {first.id}, default$"):
         catalog.resolve("nonsense")
     with pytest.raises(ValueError, match="unknown model '.hidden'"):
@@ -85,7 +83,7 @@ def test_an_unknown_spec_lists_what_exists(root: Path, tmp_path: Path,
 
 
 def test_choices_rules_are_arguments(root: Path, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                     fer_dirs) -> None:
     old = _run("old")
     running = _run("busy", "running")
     _run("empty", weights=False)  # no weights: never a choice
@@ -93,7 +91,7 @@ def test_choices_rules_are_arguments(root: Path, tmp_path: Path,
     assert [r.spec for r in catalog.choices()] == [running.id, old.id]  # newest first
     assert catalog.choices()[0].label == f"run busy · fernet · running ({running.id})"
     assert [r.spec for r in catalog.choices(finished_only=True)] == [old.id]
-    _ship_default(tmp_path, monkeypatch)
+    _ship_default(tmp_path, fer_dirs)
     assert [r.spec for r in catalog.choices()] == [running.id, old.id, "default"]
     assert [r.spec for r in catalog.choices(finished_only=True, default_first=True)] == [
         "default", old.id]

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from run_fixtures import finished_run
 
 from fer_core import charts, runs
 from fer_core.labels import EMOTIONS
@@ -132,8 +131,8 @@ def test_importing_charts_does_not_load_tensorflow() -> None:
 # ---------------------------------------------------------------- Training
 
 
-def test_training_curves_figure_draws_the_history(tmp_path):
-    done = finished_run(tmp_path)
+def test_training_curves_figure_draws_the_history(finished_run):
+    done = finished_run
     history = runs.read_history(done.dir)
     fig = charts.training_curves_figure(history, epochs=3)
     names = [(t.name, t.xaxis) for t in fig.data]

@@ -10,25 +10,16 @@ import pytest
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import evaluate as ev
 from fer_core.__main__ import main
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tiny_run import demo, make_tiny_run
-
-    root = tmp_path_factory.mktemp("runs")
-    return make_tiny_run(root), demo(), root
+from tiny_run import demo
 
 
 @pytest.fixture
-def env(tiny, monkeypatch, tmp_path):
+def env(tiny_run, fer_dirs, monkeypatch):
     import fer_core.data
 
-    monkeypatch.setenv("FER_RUNS_DIR", str(tiny[2]))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     # the CLI's "demo" source is the standard demo set; use the tiny one for speed
-    monkeypatch.setattr(fer_core.data, "load_dataset", lambda source, **kw: tiny[1])
-    return tiny
+    monkeypatch.setattr(fer_core.data, "load_dataset", lambda source, **kw: demo())
+    return tiny_run, demo(), fer_dirs.runs
 
 
 def test_json_output_matches_library_and_writes_run_files(env, capsys):

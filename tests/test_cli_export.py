@@ -13,12 +13,9 @@ from fer_core.config import TrainConfig
 from fer_core.models import load_model
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tiny_run import make_tiny_run
-
-    root = tmp_path_factory.mktemp("runs")
-    return make_tiny_run(root), root
+@pytest.fixture
+def tiny(tiny_run, fer_dirs):
+    return tiny_run, fer_dirs.runs
 
 
 def test_export_writes_the_same_model_without_optimizer_and_its_config(tiny, tmp_path, capsys):

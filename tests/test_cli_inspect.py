@@ -10,32 +10,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_core import data
 from fer_core.__main__ import main
 from fer_core.labels import EMOTIONS, SPLITS
+from sample_files import ROW, lines_csv, pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+pytestmark = pytest.mark.usefixtures("fer_dirs")
 
 
-def _small_csv(path: Path, *, bad_row: bool = False) -> Path:
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for i in range(21):
-        pixels = " ".join(map(str, rng.integers(0, 256, 2304)))
-        lines.append(f"{i % 7},{pixels},{SPLITS[i // 7]}")
-    if bad_row:
-        lines.append("9," + " ".join(["1"] * 2304) + ",Training")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+@pytest.fixture
+def small_csv(write_csv):
+    """21 random faces, one of each class in each split; `bad_row` adds a row labelled 9."""
+
+    def write(*, bad_row: bool = False) -> Path:
+        rng = np.random.default_rng(0)
+        images = np.array([rng.integers(0, 256, 2304) for _ in range(21)])
+        usage = [SPLITS[i // 7] for i in range(21)]
+        bad = ["9," + " ".join(["1"] * 2304) + ",Training"] if bad_row else []
+        return write_csv("f.csv", images, np.arange(21) % 7, usage, extra_lines=bad)
+
+    return write
 
 
-def test_json_of_a_csv(tmp_path, capsys) -> None:
-    assert main(["inspect", str(_small_csv(tmp_path / "f.csv")), "--json"]) == 0
+def test_json_of_a_csv(small_csv, capsys) -> None:
+    assert main(["inspect", str(small_csv()), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["rows"] == 21
     assert list(report["splits"]) == list(SPLITS)
@@ -43,8 +44,8 @@ def test_json_of_a_csv(tmp_path, capsys) -> None:
     assert report["problems"] == []
 
 
-def test_bad_rows_fail_then_skip(tmp_path, capsys) -> None:
-    path = _small_csv(tmp_path / "f.csv", bad_row=True)
+def test_bad_rows_fail_then_skip(small_csv, capsys) -> None:
+    path = small_csv(bad_row=True)
     assert main(["inspect", str(path), "--json"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert report["rows"] == 0 and "row 23" in report["problems"][0]
@@ -77,3 +78,32 @@ def test_as_a_module_defaults_to_the_demo_set(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["synthetic"] and report["rows"] == 1400
+
+
+
+# ======================================= non-ASCII digits and loader failures
+
+
+def test_cli_inspect_json_of_non_ascii_digits_has_no_traceback(tmp_path, capsys) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes(lines_csv(ROW, "3," + pixels(9, "²") + ",Training"))
+    assert main(["inspect", str(path), "--json"]) == 2
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert "row 3" in report["error"] and "'²'" in report["error"]
+    assert "Traceback" not in out.err
+    assert main(["inspect", str(path), "--json", "--skip-bad"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1
+
+
+def test_cli_inspect_reports_an_unexpected_failure(tmp_path, capsys, monkeypatch) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(lines_csv(ROW))
+
+    def broken(*args, **kwargs):
+        raise IndexError("a loader bug")
+
+    monkeypatch.setattr(data, "load_dataset", broken)
+    assert main(["inspect", str(path), "--json"]) == 2
+    assert "IndexError: a loader bug" in json.loads(capsys.readouterr().out)["error"]
+

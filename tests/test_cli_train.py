@@ -14,6 +14,8 @@ from fer_core import runs
 from fer_core.__main__ import main
 from fer_core.config import TrainConfig
 
+pytestmark = pytest.mark.usefixtures("fer_dirs")
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--model", "mini_xception", "--model-kwargs", '{"width": 4}', "--augment", "none",
               "--batch-size", "64", "--early-stop-patience", "0", "--schedule", "none"]
@@ -84,3 +86,57 @@ def test_runs_table_rename_delete(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert [r.id for r in runs.list_runs(tmp_path)] == ["junk"]
     assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
     assert "no runs in" in capsys.readouterr().out
+
+
+
+# =============================================== out-of-range hyperparameters
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--epochs", "0"], "TrainConfig.epochs: must be >= 1"),
+    (["--batch-size", "-8"], "TrainConfig.batch_size"),
+    (["--learning-rate", "nan"], "TrainConfig.learning_rate: must be finite"),
+    (["--momentum", "1.5"], "TrainConfig.momentum"),
+    (["--val-source", "fraction", "--val-fraction", "1"], "TrainConfig.val_fraction"),
+    (["--model", "nope"], "TrainConfig.model: unknown model 'nope'"),
+    (["--model-kwargs", '{"width": -3}'], "TrainConfig.model_kwargs"),
+    (["--model-kwargs", '{"depth": 3}'], "TrainConfig.model_kwargs: mini_xception has no option"),
+    (["--augment", '{"rotation": 1000}'], "TrainConfig.augment"),
+    (["--data", "/no/such/file.csv"], "TrainConfig.data: no such file"),
+])
+def test_cli_out_of_range_hyperparameters_leave_no_folder(tmp_path, capsys, flags, words) -> None:
+    """Bad input / hyperparameters from the CLI: exit 2, a message naming the field, and no
+    run folder (not even an empty runs folder)."""
+    from fer_core.__main__ import main
+
+    root = tmp_path / "runs"
+    assert main(["train", *flags, "--epochs" if "--epochs" not in flags else "--seed", "1",
+                 "--runs-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert words in err, err
+    assert not root.exists() or runs.list_runs(root) == []
+    assert not root.exists() or not [p for p in root.iterdir() if p.name != ".train.lock"]
+
+
+def test_config_file_with_bad_values_names_the_file_and_makes_no_folder(tmp_path, capsys) -> None:
+    """Bad input / hyperparameters from a config file: bad values, unknown keys, not JSON."""
+    from fer_core.__main__ import main
+
+    root = tmp_path / "runs"
+    cases = {
+        "range.json": ('{"learning_rate": -1}', "TrainConfig.learning_rate"),
+        "unknown.json": ('{"lr": 0.1}', "unknown"),
+        "type.json": ('{"epochs": "ten"}', "TrainConfig.epochs"),
+        "broken.json": ("{not json", "not valid JSON"),
+        "list.json": ("[1, 2]", "TrainConfig"),
+        "binary.json": ("\x00\xff", "TrainConfig"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text, encoding="latin-1")
+        assert main(["train", "--config", str(tmp_path / name), "--runs-dir", str(root)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.startswith("error: "), (name, err)
+    assert main(["train", "--config", str(tmp_path / "missing.json"), "--runs-dir", str(root)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not root.exists() or runs.list_runs(root) == []
+

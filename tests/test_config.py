@@ -17,6 +17,8 @@ from fer_core.config import (
     config_from_preset,
 )
 
+pytestmark = pytest.mark.usefixtures("fer_dirs")
+
 
 def test_defaults_are_valid_and_round_trip() -> None:
     config = TrainConfig()
@@ -123,3 +125,65 @@ def test_json_round_trip_property(epochs, lr, smoothing, optimizer, kwargs, name
     config = TrainConfig(epochs=epochs, learning_rate=lr, label_smoothing=smoothing, min_lr=0.0,
                          optimizer=optimizer, model_kwargs=kwargs, name=name)
     assert TrainConfig.from_json(config.to_json()) == config
+
+
+
+# ======================================== any value of any field (hypothesis)
+
+
+_ANY_JSON = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
+                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                      st.lists(st.integers(), max_size=3),
+                      st.dictionaries(st.text(max_size=5), st.integers(-3, 3), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FIELD_NAMES), _ANY_JSON)
+def test_any_value_of_any_field_is_accepted_or_named(field: str, value) -> None:
+    """Bad input / hyperparameters: a config file can hold any JSON value in any field;
+    loading it either works or raises ConfigError naming that field, nothing else."""
+    try:
+        config = TrainConfig.from_dict({field: value})
+    except ConfigError as exc:
+        assert exc.field in (field, "min_lr", "val_fraction", "warmup_epochs"), exc
+        assert str(exc).startswith(f"TrainConfig.{exc.field}:")
+    else:
+        assert TrainConfig.from_json(config.to_json()) == config
+
+
+
+# ==================================================== seeds and model options
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**40, float(2**33)])
+def test_seeds_beyond_32_bits_are_refused_naming_the_field(seed) -> None:
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(seed=seed)
+    assert err.value.field == "seed" and "TrainConfig.seed" in str(err.value)
+    assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"width": True}, "width must be an integer"),
+    ({"convs": False}, "convs must be an integer"),
+    ({"convs": 0}, "convs must be >= 1"),
+    ({"width": 0}, "width must be >= 1"),
+    ({"width": 10**6}, "width must be <= 512"),
+    ({"width": 2.5}, "width must be a whole number"),
+    ({"width": "32"}, "width must be an integer"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1)"),
+    ({"dropout": True}, "dropout must be a number"),
+    ({"l2": -0.1}, "l2 must be in [0, 1]"),
+    ({"l2": float("nan")}, "l2 must be finite"),
+])
+def test_model_options_are_checked(options, words) -> None:
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(model="fernet", model_kwargs=options)
+    assert err.value.field == "model_kwargs" and words in str(err.value)
+
+
+def test_sane_model_options_are_kept() -> None:
+    options = {"width": 16, "convs": 1, "dropout": 0.25, "l2": 0.001}
+    assert TrainConfig(model="fernet", model_kwargs=options).model_kwargs == options
+    assert TrainConfig(model="fernet", model_kwargs={"width": 16.0}).model_kwargs == {"width": 16}
+

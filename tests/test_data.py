@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -25,34 +23,14 @@ from fer_core.data import (
     load_dataset,
     resolve_source,
     split_dataset,
-    upload_store,
 )
 from fer_core.labels import EMOTIONS, FER2013_COUNTS, NUM_PIXELS, SPLITS
+from sample_files import csv_bytes, faces
 
 REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared/fer2013/fer2013.csv.gz"
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-
-def _rows(n: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
-    images[0, 0, :4] = (0, 9, 10, 255)  # every token width, both extremes
-    labels = np.arange(n) % len(EMOTIONS)
-    usage = np.array(SPLITS)[np.arange(n) * 3 // n]  # contiguous Training/Public/Private
-    return images, labels, usage
-
-
-def _csv(images, labels, usage=None, *, header: str | None = None, eol: str = "\n") -> bytes:
-    header = header or ("emotion,pixels,Usage" if usage is not None else "emotion,pixels")
-    lines = [header]
-    for i, (img, lab) in enumerate(zip(images, labels)):
-        pixels = " ".join(map(str, img.ravel().tolist()))
-        lines.append(f"{lab},{pixels}" + (f",{usage[i]}" if usage is not None else ""))
-    return (eol.join(lines) + eol).encode()
+pytestmark = pytest.mark.usefixtures("fer_dirs")
 
 
 def _write(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -73,8 +51,8 @@ def _assert_same(ds: FerDataset, images, labels, usage) -> None:
 
 
 def test_csv_round_trip_keeps_all_three_splits(tmp_path) -> None:
-    images, labels, usage = _rows()
-    ds = load_dataset(_write(tmp_path, "fer.csv", _csv(images, labels, usage)))
+    images, labels, usage = faces()
+    ds = load_dataset(_write(tmp_path, "fer.csv", csv_bytes(images, labels, usage)))
     _assert_same(ds, images, labels, usage)
     assert ds.splits() == list(SPLITS)  # PrivateTest rows are kept
     assert not ds.synthetic and ds.skipped == 0 and ds.problems == ()
@@ -87,8 +65,8 @@ def test_csv_round_trip_keeps_all_three_splits(tmp_path) -> None:
                                   "crlf", "quoted", "no-final-newline", "blank-lines",
                                   "reordered"])
 def test_csv_forms(tmp_path, form: str) -> None:
-    images, labels, usage = _rows(12, seed=1)
-    text = _csv(images, labels, usage)
+    images, labels, usage = faces(12, seed=1)
+    text = csv_bytes(images, labels, usage)
     if form == "gz":
         ds = load_dataset(_write(tmp_path, "fer.csv.gz", gzip.compress(text)))
     elif form == "zip":
@@ -116,7 +94,7 @@ def test_csv_forms(tmp_path, form: str) -> None:
         ds = load_dataset(content, name=f"mine.{kind}")
         assert ds.source == f"upload:mine.{kind}"
     elif form == "crlf":
-        ds = load_dataset(_write(tmp_path, "f.csv", _csv(images, labels, usage, eol="\r\n")))
+        ds = load_dataset(_write(tmp_path, "f.csv", csv_bytes(images, labels, usage, eol="\r\n")))
     elif form == "quoted":
         lines = [b'"emotion","pixels","Usage"'] + [
             f'{lab},"{" ".join(map(str, img.ravel()))}","{u}"'.encode()
@@ -137,8 +115,8 @@ def test_csv_forms(tmp_path, form: str) -> None:
 
 
 def test_no_usage_column_gives_one_split_and_a_seeded_split(tmp_path) -> None:
-    images, labels, _ = _rows(70)
-    ds = load_dataset(_write(tmp_path, "f.csv", _csv(images, labels)))
+    images, labels, _ = faces(70)
+    ds = load_dataset(_write(tmp_path, "f.csv", csv_bytes(images, labels)))
     assert ds.splits() == ["Training"] and len(ds) == 70
     parts = split_dataset(ds, val_fraction=0.2, test_fraction=0.1, seed=5)
     again = split_dataset(ds, val_fraction=0.2, test_fraction=0.1, seed=5)
@@ -212,8 +190,8 @@ def test_unreadable_image_is_named_and_can_be_skipped(tmp_path) -> None:
 
 
 def _bad_csv(tmp_path: Path, edit) -> Path:
-    images, labels, usage = _rows(20, seed=2)
-    lines = _csv(images, labels, usage).decode().split("\n")
+    images, labels, usage = faces(20, seed=2)
+    lines = csv_bytes(images, labels, usage).decode().split("\n")
     edit(lines)
     return _write(tmp_path, "bad.csv", "\n".join(lines).encode())
 
@@ -236,29 +214,34 @@ def _drop_last_pixel(lines: list[str], row: int) -> None:
     _set_field(lines, row, 1, " ".join(lines[row - 1].split(",")[1].split()[:-1]))
 
 
+def _pixel_case(row: int, position: int, value: str, message: str) -> tuple:
+    """A BAD_CASES entry: the pixel at `position` of `row` set to `value`, one bad row."""
+    return (lambda ls: _set_pixel(ls, row, position, value), row, "pixels", message, 1)
+
+
+def _field_case(row: int, column: int, value: str, name: str, message: str) -> tuple:
+    """A BAD_CASES entry: field `column` (named `name`) of `row` set to `value`, one bad row."""
+    return (lambda ls: _set_field(ls, row, column, value), row, name, message, 1)
+
+
 BAD_CASES = {
     "short row": (lambda ls: [_drop_last_pixel(ls, r) for r in (5, 9)], 5, "pixels",
                   r"2,303 pixel values, expected 2,304", 2),
     "long row": (lambda ls: _set_field(ls, 7, 1, ls[6].split(",")[1] + " 4"), 7, "pixels",
                  r"2,305 pixel values, expected 2,304", 1),
-    "non-numeric": (lambda ls: _set_pixel(ls, 4, 17, "abc"), 4, "pixels",
-                    r"pixel value 'abc' at position 17 is not a whole number", 1),
-    "decimal": (lambda ls: _set_pixel(ls, 4, 3, "12.5"), 4, "pixels",
-                r"'12.5' at position 3 is not a whole number", 1),
-    "above 255": (lambda ls: _set_pixel(ls, 6, 2, "256"), 6, "pixels",
-                  r"'256' at position 2 is outside 0-255", 1),
-    "four digits": (lambda ls: _set_pixel(ls, 6, 9, "1000"), 6, "pixels",
-                    r"'1000' at position 9 is outside 0-255", 1),
-    "negative": (lambda ls: _set_pixel(ls, 3, 5, "-4"), 3, "pixels",
-                 r"'-4' at position 5 is outside 0-255", 1),
+    "non-numeric": _pixel_case(4, 17, "abc",
+                               r"pixel value 'abc' at position 17 is not a whole number"),
+    "decimal": _pixel_case(4, 3, "12.5", r"'12.5' at position 3 is not a whole number"),
+    "above 255": _pixel_case(6, 2, "256", r"'256' at position 2 is outside 0-255"),
+    "four digits": _pixel_case(6, 9, "1000", r"'1000' at position 9 is outside 0-255"),
+    "negative": _pixel_case(3, 5, "-4", r"'-4' at position 5 is outside 0-255"),
     "label 7": (lambda ls: [_set_field(ls, r, 0, "7") for r in (2, 3, 4)], 2, "emotion",
                 r"label '7' is not an integer 0-6", 3),
-    "label text": (lambda ls: _set_field(ls, 8, 0, "happy"), 8, "emotion",
-                   r"label 'happy' is not an integer 0-6", 1),
-    "label empty": (lambda ls: _set_field(ls, 8, 0, ""), 8, "emotion",
-                    r"label '' is not an integer 0-6", 1),
-    "unknown usage": (lambda ls: _set_field(ls, 10, 2, "Validation"), 10, "Usage",
-                      r"Usage 'Validation' is not one of Training, PublicTest, PrivateTest", 1),
+    "label text": _field_case(8, 0, "happy", "emotion", r"label 'happy' is not an integer 0-6"),
+    "label empty": _field_case(8, 0, "", "emotion", r"label '' is not an integer 0-6"),
+    "unknown usage": _field_case(
+        10, 2, "Validation", "Usage",
+        r"Usage 'Validation' is not one of Training, PublicTest, PrivateTest"),
     "missing field": (lambda ls: ls.__setitem__(11, ls[11].rsplit(",", 1)[0]), 12, None,
                       r"2 fields, expected 3", 1),
 }
@@ -295,8 +278,8 @@ def test_mixed_problems_are_all_counted(tmp_path) -> None:
 
 
 def test_tabs_between_pixels_are_accepted(tmp_path) -> None:
-    images, labels, usage = _rows(5)
-    text = _csv(images, labels, usage).replace(b" ", b"\t", 50)
+    images, labels, usage = faces(5)
+    text = csv_bytes(images, labels, usage).replace(b" ", b"\t", 50)
     _assert_same(load_dataset(_write(tmp_path, "t.csv", text)), images, labels, usage)
 
 
@@ -350,11 +333,11 @@ def test_missing_path_mentions_demo() -> None:
 # --- cache ---------------------------------------------------------------------------------
 
 
-def test_second_load_comes_from_the_cache(tmp_path, monkeypatch) -> None:
-    images, labels, usage = _rows()
-    path = _write(tmp_path, "fer.csv", _csv(images, labels, usage))
+def test_second_load_comes_from_the_cache(tmp_path, monkeypatch, fer_dirs) -> None:
+    images, labels, usage = faces()
+    path = _write(tmp_path, "fer.csv", csv_bytes(images, labels, usage))
     first = load_dataset(path)
-    assert list((Path(os.environ["FER_CACHE_DIR"]) / "datasets").iterdir())
+    assert list((fer_dirs.cache / "datasets").iterdir())
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed again instead of using the cache")
@@ -366,7 +349,7 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch) -> None:
     with pytest.raises(AssertionError, match="parsed again"):
         load_dataset(path, use_cache=False)
     # A changed file (new size and mtime) is parsed again.
-    _write(tmp_path, "fer.csv", _csv(images[:10], labels[:10], usage[:10]))
+    _write(tmp_path, "fer.csv", csv_bytes(images[:10], labels[:10], usage[:10]))
     with pytest.raises(AssertionError, match="parsed again"):
         load_dataset(path)
 
@@ -381,8 +364,8 @@ def test_cache_keeps_skipped_rows_and_problems(tmp_path) -> None:
 
 
 def test_uploads_are_cached_by_content_and_saved(tmp_path) -> None:
-    images, labels, usage = _rows()
-    content = _csv(images, labels, usage)
+    images, labels, usage = faces()
+    content = csv_bytes(images, labels, usage)
     saved = data.save_upload(content, "my fer.csv")
     assert saved.read_bytes() == content and saved.name.endswith("my_fer.csv")
     assert data.save_upload(content, "my fer.csv") == saved
@@ -422,8 +405,8 @@ def test_real_fer2013_counts() -> None:
 
 def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
     """The parser works on chunks of whole lines; tiny chunks must not change anything."""
-    images, labels, usage = _rows(40, seed=4)
-    text = _csv(images, labels, usage)
+    images, labels, usage = faces(40, seed=4)
+    text = csv_bytes(images, labels, usage)
     monkeypatch.setattr(csv_format, "_CHUNK_BYTES", 3000)  # about one line per chunk
     _assert_same(data.parse_csv_bytes(text, "t"), images, labels, usage)
     lines = text.decode().split("\n")
@@ -438,19 +421,7 @@ def test_many_small_chunks_give_the_same_result(tmp_path, monkeypatch) -> None:
     _assert_same(ds, images[keep], labels[keep], usage[keep])
 
 
-def test_old_unused_uploads_are_evicted_beyond_the_size_budget(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(upload_store, "UPLOADS_MAX_BYTES", 40)
-    paths = []
-    for i in range(4):
-        paths.append(data.save_upload(f"emotion,pixels\n{i}".encode(), f"f{i}.csv"))
-        two_days_ago = time.time() - 2 * 86400 + i
-        os.utime(paths[-1], (two_days_ago, two_days_ago))  # not used lately, oldest first
-    data.save_upload(b"emotion,pixels\n3", "f3.csv")  # re-saving marks it used, prunes
-    assert [p.exists() for p in paths] == [False, False, True, True]
-
-
-_FUZZ_BASE = _csv(*_rows(4, seed=9))
+_FUZZ_BASE = csv_bytes(*faces(4, seed=9))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

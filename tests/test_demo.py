@@ -78,8 +78,7 @@ def test_classes_are_learnable_but_not_trivial() -> None:
     assert 0.45 < accuracy < 0.98
 
 
-def test_demo_word_is_cached_and_stays_synthetic(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+def test_demo_word_is_cached_and_stays_synthetic(fer_dirs) -> None:
     first = load_dataset("demo")
     second = load_dataset("demo")  # from the on-disk cache
     assert second.synthetic and second.source == "demo"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import evaluate as ev
 from fer_core.labels import EMOTIONS, NUM_CLASSES
+from tiny_run import demo
 
 NAMES = ("a", "b", "c", "d", "e")
 # rows = true, columns = predicted. "c" never appears (row of zeros) but is predicted once;
@@ -118,26 +121,10 @@ def test_split_key_is_file_safe():
 # --- end to end: a tiny trained run on the demo set -----------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tiny_run import demo, make_tiny_run
-
-    root = tmp_path_factory.mktemp("runs")
-    info = make_tiny_run(root)
-    return info, demo(), root
-
-
-@pytest.fixture
-def runs_env(tiny, monkeypatch, tmp_path):
-    monkeypatch.setenv("FER_RUNS_DIR", str(tiny[2]))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    return tiny
-
-
-def test_batched_predictions_match_keras_predict(tiny):
+def test_batched_predictions_match_keras_predict(tiny_run):
     from fer_core.models import load_model
 
-    info, data, _ = tiny
+    info, data = tiny_run, demo()
     model = load_model(info.best_model_path)
     images, _ = data.split("Training")
     images = images[:70]  # 70 = 2 batches of 32 + a padded one of 6
@@ -149,11 +136,11 @@ def test_batched_predictions_match_keras_predict(tiny):
     np.testing.assert_allclose(flipped, ref_flip, atol=1e-5)
 
 
-def test_tiny_run_end_to_end(runs_env):
+def test_tiny_run_end_to_end(tiny_run):
     from fer_core.charts import confusion_matrix_figure
     from fer_core.models import load_model
 
-    info, data, _ = runs_env
+    info, data = tiny_run, demo()
     images, labels = data.split("PublicTest")
     res = ev.evaluate_cached(info.id, images, labels, split="PublicTest")
     assert res.confusion.sum() == len(labels)
@@ -176,10 +163,10 @@ def test_tiny_run_end_to_end(runs_env):
     assert (info.dir / "eval" / "PublicTest.npz").is_file()
 
 
-def test_cache_hit_needs_no_model_and_tta_adds_the_flip(runs_env, monkeypatch):
+def test_cache_hit_needs_no_model_and_tta_adds_the_flip(tiny_run, fer_dirs, monkeypatch):
     import fer_core.models
 
-    info, data, _ = runs_env
+    info, data = tiny_run, demo()
     images, labels = data.split("PrivateTest")
     first = ev.evaluate_cached(info.id, images, labels, split="PrivateTest")
     with np.load(info.dir / "eval" / "PrivateTest.npz") as z:
@@ -191,8 +178,8 @@ def test_cache_hit_needs_no_model_and_tta_adds_the_flip(runs_env, monkeypatch):
     monkeypatch.setattr(fer_core.models, "load_model", no_load)
     again = ev.evaluate_cached(info.id, images, labels, split="PrivateTest")
     np.testing.assert_array_equal(again.probs, first.probs)
-    monkeypatch.undo()
-    monkeypatch.setenv("FER_RUNS_DIR", str(runs_env[2]))
+    monkeypatch.undo()  # (fer_dirs too: its runs folder is set again)
+    monkeypatch.setenv("FER_RUNS_DIR", str(fer_dirs.runs))
     tta = ev.evaluate_cached(info.id, images, labels, split="PrivateTest", tta=True)
     assert tta.tta and tta.accuracy_without_tta == pytest.approx(first.accuracy)
     with np.load(info.dir / "eval" / "PrivateTest.npz") as z:
@@ -201,10 +188,10 @@ def test_cache_hit_needs_no_model_and_tta_adds_the_flip(runs_env, monkeypatch):
     assert meta["metrics_tta"]["accuracy"] == pytest.approx(tta.accuracy)
 
 
-def test_changed_data_or_model_invalidates_the_cache(runs_env, monkeypatch, tmp_path):
+def test_changed_data_or_model_invalidates_the_cache(tiny_run, monkeypatch):
     import fer_core.models
 
-    info, data, _ = runs_env
+    info, data = tiny_run, demo()
     images, labels = data.split("PublicTest")
     ev.evaluate_cached(info.id, images, labels, split="PublicTest")
     calls = []
@@ -221,16 +208,81 @@ def test_changed_data_or_model_invalidates_the_cache(runs_env, monkeypatch, tmp_
     assert len(calls) == 2
 
 
-def test_non_run_model_caches_under_cache_dir(runs_env, tmp_path):
+def test_non_run_model_caches_under_cache_dir(fer_dirs, tmp_path):
     from tiny_run import model_file
 
-    _, data, _ = runs_env
+    data = demo()
     images, labels = data.split("PublicTest")
     path = tmp_path / "copy.keras"
     path.write_bytes(model_file().read_bytes())
     res = ev.evaluate_cached(str(path), images, labels, split="PublicTest")
-    entry = tmp_path / "cache" / "eval" / ev.file_hash(path)[:16] / "PublicTest.json"
+    entry = fer_dirs.cache / "eval" / ev.file_hash(path)[:16] / "PublicTest.json"
     assert entry.is_file()
     assert json.loads(entry.read_text())["metrics"]["accuracy"] == pytest.approx(res.accuracy)
     with pytest.raises(ValueError, match="unknown model"):
         ev.evaluate_cached("no-such-run", images, labels, split="PublicTest")
+
+
+
+# ============================================================ poisoned caches
+
+
+def _poison(eval_dir: Path, how: str) -> None:
+    npz = next(eval_dir.glob("*.npz"))
+    if how == "empty":
+        npz.write_bytes(b"")
+    elif how == "truncated":
+        npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    elif how == "garbage":
+        npz.write_bytes(os.urandom(4096))
+    elif how == "folder":
+        npz.unlink()
+        npz.mkdir()
+    elif how == "pickle":
+        npz.write_bytes(b"\x80\x04\x95" + os.urandom(64))
+    elif how == "wrong shape":
+        np.savez_compressed(npz, probs=np.zeros((3, 7), np.float32))
+    elif how == "garbage json":
+        next(eval_dir.glob("*.json")).write_bytes(b"\xff\x00 not json")
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage", "folder", "pickle",
+                                 "wrong shape", "garbage json"])
+def test_a_damaged_eval_cache_is_a_miss(tiny_run, how) -> None:
+    """Poisoned caches: an empty, truncated, garbage or mis-shaped eval/*.npz beside an
+    intact .json is recomputed (and rewritten) instead of failing every later evaluation."""
+
+    from fer_core import evaluate as ev
+
+    info = tiny_run
+    images, labels = demo().split("PublicTest")
+    first = ev.evaluate_cached(info.id, images, labels, split="PublicTest", tta=True)
+    _poison(info.dir / "eval", how)
+    again = ev.evaluate_cached(info.id, images, labels, split="PublicTest", tta=True)
+    np.testing.assert_allclose(again.probs, first.probs, atol=1e-6)
+    third = ev.evaluate_cached(info.id, images, labels, split="PublicTest", tta=True)
+    np.testing.assert_allclose(third.probs, first.probs, atol=1e-6)
+
+
+def test_cache_writes_are_best_effort(tiny_run) -> None:
+    """Poisoned caches: `eval/` being a file (or unwritable) does not fail an evaluation
+    whose predictions were computed; no temporary file is left behind."""
+
+    from fer_core import evaluate as ev
+
+    info = tiny_run
+    images, labels = demo().split("PublicTest")
+    (info.dir / "eval").rmdir()
+    (info.dir / "eval").write_text("not a folder")
+    result = ev.evaluate_cached(info.id, images, labels, split="PublicTest")
+    assert len(result.labels) == len(labels)
+    (info.dir / "eval").unlink()
+    (info.dir / "eval").mkdir()
+    os.chmod(info.dir / "eval", 0o500)
+    try:
+        assert ev.evaluate_cached(info.id, images, labels, split="PublicTest").accuracy == \
+            result.accuracy
+    finally:
+        os.chmod(info.dir / "eval", 0o700)
+    assert not [p for p in info.dir.rglob("*") if ".tmp" in p.name]
+

@@ -3,8 +3,12 @@ real faces and on every kind of bad frame (it must never raise)."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import struct
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +17,6 @@ import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from face_frames import face_centers, face_frame
 from fer_core.detect import Box, FaceDetector
 from fer_core.infer import (
-    FRAME_LOG_ENV,
     Classifier,
     FaceTracker,
     StreamMonitor,
@@ -24,6 +27,8 @@ from fer_core.infer import (
 )
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from fer_core.models import create_model, load_model
+
+pytestmark = pytest.mark.usefixtures("fer_dirs")
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +287,8 @@ def test_rescans_every_n_frames_and_after_losing_a_face():
     assert tracker.boxes_to_refind(3) is None
 
 
-def test_frame_log_lines(detector, classifier, tmp_path, monkeypatch):
-    log = tmp_path / "frames.jsonl"
-    monkeypatch.setenv(FRAME_LOG_ENV, str(log))
+def test_frame_log_lines(detector, classifier, fer_dirs):
+    log = fer_dirs.frame_log()
     process_frame(face_frame(3), detector, classifier)
     process_frame(face_frame(0), detector, classifier)
     process_frame(np.zeros((0, 0, 3), np.uint8), detector, classifier)
@@ -308,3 +312,119 @@ def test_decode_image_formats(fmt):
     assert image.shape == (480, 640, 3) and image.dtype == np.uint8
     with pytest.raises(ValueError, match=r"bad\.jpg: not a readable image"):
         decode_image(b"\xff\xd8 truncated", "bad.jpg")
+
+
+
+# ======================================================== a webcam under load
+
+
+def _frames(n: int, rng: np.random.Generator):
+    """Webcam-like abuse: mostly small random frames of 1, 3 or 4 channels, 1-pixel and
+    empty frames, and now and then a real face (so the classifier runs too)."""
+    from face_frames import face_frame
+
+    faces = [face_frame(1, 160, 120), face_frame(3, 320, 240)]
+    for i in range(n):
+        k = i % 10
+        if k == 0:
+            yield faces[(i // 10) % 2]
+        elif k == 1:
+            yield np.zeros((0, int(rng.integers(0, 5)), 3), np.uint8)
+        elif k == 2:
+            yield rng.integers(0, 256, (1, 1, 3), dtype=np.uint8)
+        else:
+            h, w = (int(v) for v in rng.integers(1, 97, 2))
+            shape = {1: (h, w), 3: (h, w, 3), 4: (h, w, 4)}[int(rng.choice([1, 3, 4]))]
+            yield rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_live_processing_survives_2000_random_frames_without_growing(tmp_path) -> None:
+    """Fault / live callback under load: 2,000 frames of random sizes and content (empty and
+    1-pixel ones included) through process_frame with tracking and smoothing, as the webcam
+    callback runs it: nothing escapes, only the empty frames count as errors, and resident
+    memory grows by less than 8 MB after a 300-frame warm-up."""
+    from fer_core.detect import FaceDetector
+    from fer_core.infer import Classifier, FaceTracker, StreamMonitor, process_frame
+    from fer_core.models import create_model, load_model
+
+    create_model("fernet", width=4, convs=1).save(tmp_path / "tiny.keras")
+    classifier = Classifier(load_model(tmp_path / "tiny.keras"))
+    detector = FaceDetector()
+    tracker, monitor = FaceTracker(), StreamMonitor()
+    rng = np.random.default_rng(8)
+    for frame in _frames(300, rng):
+        process_frame(frame, detector, classifier, tracker=tracker, smoothing=0.6,
+                      monitor=monitor)
+    before = _rss_mb()
+    faces_seen = 0
+    for frame in _frames(2000, rng):
+        annotated, faces = process_frame(frame, detector, classifier, tracker=tracker,
+                                         smoothing=0.6, monitor=monitor)
+        faces_seen += len(faces)
+        if frame.size:
+            assert annotated.shape[:2] == frame.shape[:2] and annotated.shape[-1] == 3
+    grown = _rss_mb() - before
+    snap = monitor.snapshot()
+    assert snap["frames"] + snap["errors"] == 2300
+    assert snap["errors"] == 230 and "empty frame" in snap["last_error"]  # the empty ones
+    assert faces_seen >= 200  # the real faces were found and classified
+    assert grown < 8, f"RSS grew by {grown:.1f} MB over 2,000 frames"
+
+
+
+# ======================================================== decompression bombs
+
+
+def _png(width: int, height: int) -> bytes:
+    """A grey PNG declaring width x height whose data is a few rows only (a bomb header)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    rows = zlib.compress(b"".join(b"\0" + bytes(width) for _ in range(min(height, 4))), 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def _gif(width: int, height: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00" + \
+        b",\x00\x00\x00\x00" + struct.pack("<HH", width, height) + b"\x00\x02\x02\x44\x01\x00;"
+
+
+@pytest.mark.parametrize("make,width,height", [(_png, 20000, 20000), (_png, 13000, 13000),
+                                               (_png, 8000, 6000), (_png, 100_000, 500),
+                                               (_gif, 65535, 65535), (_gif, 9000, 9000)])
+def test_image_bombs_are_refused_before_decoding(make, width, height) -> None:
+    """Decompression bombs: an image whose header declares more than 40 megapixels is a
+    ValueError naming the file (the Live page's handler), before any pixel is decoded."""
+    import tracemalloc
+
+    from fer_core.infer import decode_image
+
+    data = make(width, height)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb\.img: .*(pixels|too large)"):
+            decode_image(data, "bomb.img")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MB allocated"
+
+
+def test_small_images_still_decode() -> None:
+    from PIL import Image
+
+    from fer_core.infer import decode_image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 32), (10, 20, 30)).save(buf, "PNG")
+    assert decode_image(buf.getvalue(), "ok.png").shape == (32, 64, 3)
+    with pytest.raises(ValueError, match="cut.png: not a readable image"):
+        decode_image(buf.getvalue()[:40], "cut.png")
+

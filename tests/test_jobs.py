@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -40,22 +39,8 @@ def test_bad_config_starts_nothing(tmp_path: Path) -> None:
     assert jobs.active_job(tmp_path) is None and runs.list_runs(tmp_path) == []
 
 
-def test_racing_starts_give_one_job_which_stops_gracefully(tmp_path: Path) -> None:
-    barrier = threading.Barrier(2)
-    results: list[object] = []
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            results.append(jobs.start_job(TINY.replace(epochs=50), runs_dir=tmp_path))
-        except runs.JobBusy as exc:
-            results.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+def test_racing_starts_give_one_job_which_stops_gracefully(tmp_path: Path, race) -> None:
+    results = race(2, lambda: jobs.start_job(TINY.replace(epochs=50), runs_dir=tmp_path))
     started = [r for r in results if isinstance(r, runs.RunInfo)]
     busy = [r for r in results if isinstance(r, runs.JobBusy)]
     assert len(started) == 1 and len(busy) == 1, results

@@ -15,23 +15,23 @@ from fer_core.labels import EMOTIONS, SPLITS
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "1_Dataset.py")
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path_factory, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+pytestmark = pytest.mark.usefixtures("fer_dirs")
 
 
-def _csv(path: Path, *, usage: bool = True, bad_rows: int = 0, n: int = 42) -> Path:
-    rng = np.random.default_rng(7)
-    lines = ["emotion,pixels" + (",Usage" if usage else "")]
-    for i in range(n):
-        pixels = " ".join(map(str, rng.integers(0, 256, 2304)))
-        label = (i * 3) % 7 if i % 5 else 3  # unequal classes
-        lines.append(f"{label},{pixels}" + (f",{SPLITS[i * 3 // n]}" if usage else ""))
-    for _ in range(bad_rows):
-        lines.append("1,5 6 7" + (",Training" if usage else ""))
-    path.write_text("\n".join(lines) + "\n")
-    return path
+@pytest.fixture
+def small_csv(write_csv):
+    """`small_csv(name, *, usage=True, bad_rows=0, n=42)`: random faces in unequal classes,
+    with `bad_rows` rows of three pixels at the end."""
+
+    def write(name: str, *, usage: bool = True, bad_rows: int = 0, n: int = 42) -> Path:
+        rng = np.random.default_rng(7)
+        images = np.array([rng.integers(0, 256, 2304) for _ in range(n)])
+        labels = [(i * 3) % 7 if i % 5 else 3 for i in range(n)]  # unequal classes
+        splits = [SPLITS[i * 3 // n] for i in range(n)] if usage else None
+        bad = ["1,5 6 7" + (",Training" if usage else "")] * bad_rows
+        return write_csv(name, images, labels, splits, extra_lines=bad)
+
+    return write
 
 
 def _chart_counts(at: AppTest) -> dict[str, dict[str, int]]:
@@ -59,8 +59,8 @@ def test_demo_set_by_default() -> None:
     assert int(metrics["Near-blank"]) > 0
 
 
-def test_small_csv_chart_equals_class_counts(tmp_path) -> None:
-    path = _csv(tmp_path / "small.csv")
+def test_small_csv_chart_equals_class_counts(small_csv) -> None:
+    path = small_csv("small.csv")
     at = _use_path(AppTest.from_file(PAGE, default_timeout=60).run(), path)
     assert not at.exception and not at.error
     expected = load_dataset(path).counts()
@@ -73,8 +73,8 @@ def test_small_csv_chart_equals_class_counts(tmp_path) -> None:
     assert not at.exception and at.number_input(key="sample_seed").value == 1
 
 
-def test_bad_file_shows_the_error_then_skips(tmp_path) -> None:
-    path = _csv(tmp_path / "bad.csv", bad_rows=2)
+def test_bad_file_shows_the_error_then_skips(small_csv) -> None:
+    path = small_csv("bad.csv", bad_rows=2)
     at = _use_path(AppTest.from_file(PAGE, default_timeout=60).run(), path)
     assert not at.exception
     assert "bad.csv, row 44, column 'pixels': 3 pixel values" in at.error[0].value
@@ -95,8 +95,8 @@ def test_not_a_csv_keeps_the_app_running(tmp_path) -> None:
     assert not at.exception and not at.error
 
 
-def test_csv_without_usage_can_be_split(tmp_path) -> None:
-    path = _csv(tmp_path / "nousage.csv", usage=False, n=70)
+def test_csv_without_usage_can_be_split(small_csv) -> None:
+    path = small_csv("nousage.csv", usage=False, n=70)
     at = _use_path(AppTest.from_file(PAGE, default_timeout=60).run(), path)
     assert not at.exception
     assert list(_chart_counts(at)) == ["Training"]

@@ -16,22 +16,14 @@ PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "3_Evaluate.py")
 TIMEOUT = 120
 
 
-@pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
+@pytest.fixture
+def env(fer_dirs, monkeypatch, tmp_path):
     from tiny_run import make_tiny_run
 
-    root = tmp_path_factory.mktemp("runs")
-    return make_tiny_run(root, "first"), make_tiny_run(root, "second"), root
-
-
-@pytest.fixture
-def env(two_runs, monkeypatch, tmp_path):
-    monkeypatch.setenv("FER_RUNS_DIR", str(two_runs[2]))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "no-default.keras"))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+    fer_dirs.default_model()  # none shipped: only the two runs
     monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here: the demo set is active
-    return two_runs
+    root = fer_dirs.runs
+    return make_tiny_run(root, "first"), make_tiny_run(root, "second"), root
 
 
 def _chart_z(at: AppTest, index: int = 0) -> np.ndarray:
@@ -92,9 +84,8 @@ def test_tta_and_compare(env):
     np.testing.assert_allclose(summary["B - A"], 0.0, atol=1e-9)
 
 
-def test_no_runs_says_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "empty"))
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "no-default.keras"))
+def test_no_runs_says_what_to_do(fer_dirs):
+    fer_dirs.default_model()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "No model to evaluate yet" in at.info[0].value

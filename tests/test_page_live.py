@@ -32,10 +32,9 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, tiny_model):
+def env(tmp_path, monkeypatch, tiny_model, fer_dirs):
     """The default model is the tiny one; no runs; no ICE servers; a fake webrtc_streamer."""
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tiny_model))
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    fer_dirs.default_model(tiny_model)
     monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
     monkeypatch.delenv("FER_FRAME_LOG", raising=False)
     calls: list[dict] = []
@@ -45,7 +44,7 @@ def env(tmp_path, monkeypatch, tiny_model):
         return SimpleNamespace(state=SimpleNamespace(playing=False, signalling=False))
 
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", fake_webrtc_streamer)
-    return SimpleNamespace(calls=calls, runs=tmp_path / "runs", tmp=tmp_path)
+    return SimpleNamespace(calls=calls, runs=fer_dirs.runs, tmp=tmp_path, dirs=fer_dirs)
 
 
 def _run() -> AppTest:
@@ -97,8 +96,7 @@ def test_ice_servers_from_environment(env, monkeypatch):
 
 
 def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
-    log = env.tmp / "frames.jsonl"
-    monkeypatch.setenv("FER_FRAME_LOG", str(log))
+    log = env.dirs.frame_log()
     at = _run()
     callback = _frame_callback(env.calls[-1])
     frame = face_frame(3)
@@ -147,7 +145,7 @@ def test_callback_counts_errors_and_page_shows_them(env):
 
 
 def test_no_default_model_says_so_and_offers_finished_runs(env, monkeypatch):
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(env.tmp / "missing" / "default.keras"))
+    env.dirs.default_model()  # a file that does not exist
     at = _run()
     assert any("not been trained yet" in w.value for w in at.warning)
     assert any("Train" in i.value for i in at.info)
@@ -155,7 +153,6 @@ def test_no_default_model_says_so_and_offers_finished_runs(env, monkeypatch):
 
     from tiny_run import make_tiny_run
 
-    env.runs.mkdir()
     info = make_tiny_run(env.runs, name="liveexample")
     at = _run()
     assert at.selectbox(key="live_model").options == [f"run liveexample · fernet ({info.id})"]
@@ -211,7 +208,6 @@ def test_own_model_upload_is_checked_then_used(env, tiny_model, monkeypatch):
     is not a model, or whose Lambda layer would run code, is an error and the page goes on."""
     import keras
 
-    monkeypatch.setenv("FER_CACHE_DIR", str(env.tmp / "cache"))  # where uploads are kept
     at = _run()
     at.file_uploader(key="live_model_file").set_value(
         ("mine.keras", tiny_model.read_bytes(), "application/octet-stream"))
@@ -219,7 +215,7 @@ def test_own_model_upload_is_checked_then_used(env, tiny_model, monkeypatch):
     assert not at.exception, at.exception
     assert at.selectbox(key="live_model").options[0] == "uploaded mine.keras"
     chosen = Path(at.selectbox(key="live_model").value)  # chosen, and kept in the cache folder
-    assert chosen.parent == env.tmp / "cache" / "models" and chosen.read_bytes() == \
+    assert chosen.parent == env.dirs.cache / "models" and chosen.read_bytes() == \
         tiny_model.read_bytes()
     assert env.calls[-1]["queued_video_frames_callback"]
 

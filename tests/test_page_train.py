@@ -1,5 +1,6 @@
 """AppTest of app_pages/2_Train.py: controls, a tiny background run from Start to the runs table,
-the one-job rule, and a failed run's reason. Runs go to a temporary FER_RUNS_DIR."""
+the one-job rule, a failed run's reason, hostile run names, a crashing estimate. Runs go to a
+temporary FER_RUNS_DIR."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from child_python import crashing_python
 from fer_core import jobs, runs
 from fer_core.data.demo import make_demo
 from fer_core.text import format_seconds
+from sample_files import HOSTILE_NAMES, csv_bytes
+from tiny_run import make_tiny_run
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "2_Train.py")
 TIMEOUT = 60
@@ -25,19 +29,13 @@ JOB_TIMEOUT = 90  # a tiny job: TensorFlow import in the job process + 2 short e
 def _write_csv(path: Path, n: int = 140, seed: int = 1) -> Path:
     """A small FER-format CSV of demo faces (all three splits), for a job process to load."""
     ds = make_demo(n, seed=seed)
-    lines = ["emotion,pixels,Usage"]
-    for image, label, usage in zip(ds.images, ds.labels, ds.usage):
-        lines.append(f"{int(label)},{' '.join(map(str, image.ravel().tolist()))},{usage}")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_bytes(csv_bytes(ds.images, ds.labels, ds.usage))
     return path
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    root = tmp_path / "runs"
-    monkeypatch.setenv("FER_RUNS_DIR", str(root))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+def env(fer_dirs, monkeypatch, tmp_path):
+    root = fer_dirs.runs
     monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here: the demo set is active
     yield root
     job = jobs.active_job(root)
@@ -237,6 +235,44 @@ def test_estimate_shows_time_per_epoch_and_run(env, monkeypatch):
     assert f"{format_seconds(10 * n_train / 100)} for 10 epochs" in " ".join(_texts(at.markdown))
     assert len(calls) == 1
 
+
+# ===================================== hostile run names, a crashing estimate
+
+
+def test_train_page_escapes_run_names(env) -> None:
+    """Markdown in run names: the Train page shows a hostile run name escaped in its
+    subheader, its end-of-run box and the delete confirmation."""
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.text import escape_markdown
+
+    name = HOSTILE_NAMES[1]
+    runs.rename_run(make_tiny_run(env), name)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception, at.exception
+    at.button(key="train_delete").click().run()
+    bodies = [e.value for kind in ("subheader", "success", "warning", "markdown", "caption")
+              for e in getattr(at, kind)]
+    assert not [b for b in bodies if "](https" in b], bodies
+    assert any(escape_markdown(name) in b for b in (e.value for e in at.subheader))
+    assert any(escape_markdown(name) in b for b in (e.value for e in at.success))
+    assert any(escape_markdown(name) in b for b in (e.value for e in at.warning))
+
+
+def test_train_page_estimate_survives_a_crash(env, tmp_path, monkeypatch) -> None:
+    """Native crashes: "Estimate time" on the Train page never trains in the server: a
+    crash of the timing process is an error message on the page."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    crashing_python(tmp_path / "crash", monkeypatch, sig="SIGABRT")
+    st.cache_data.clear()
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.number_input(key="train_w_batch_size").set_value(33).run()
+    at.button(key="train_estimate").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("Could not time" in e and "crashed (SIGABRT)" in e for e in errors), errors
 
 
 def _wait_for_end(run_id: str, root: Path) -> runs.RunInfo:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import math
 import os
 
-from run_fixtures import finished_run
-
 from fer_core import run_table, runs
 from fer_core.config import TrainConfig
 
 
-def test_runs_frame_lists_every_run_with_its_best_accuracy(tmp_path):
-    done = finished_run(tmp_path)
-    queued = runs.create_run(TrainConfig(name="waiting", epochs=5), tmp_path)
-    os.makedirs(tmp_path / "junk")
-    frame = run_table.runs_frame(runs.list_runs(tmp_path))
+def test_runs_frame_lists_every_run_with_its_best_accuracy(finished_run, fer_dirs):
+    done, root = finished_run, fer_dirs.runs
+    queued = runs.create_run(TrainConfig(name="waiting", epochs=5), root)
+    os.makedirs(root / "junk")
+    frame = run_table.runs_frame(runs.list_runs(root))
     assert list(frame.columns) == list(run_table.RUNS_COLUMNS) and len(frame) == 3
     row = frame[frame["id"] == done.id].iloc[0]
     assert row["best val accuracy"] == 45.0 and row["epochs"] == "3/3"

@@ -8,6 +8,8 @@ import pytest
 
 from fer_core.webrtc import ICE_ENV, ice_servers
 
+pytestmark = pytest.mark.usefixtures("fer_dirs")
+
 
 def test_no_ice_servers_by_default(monkeypatch):
     monkeypatch.delenv(ICE_ENV, raising=False)
@@ -122,3 +124,32 @@ def test_relayed_video_does_not_hand_out_the_same_frame_twice():
 
     with pytest.raises(TimeoutError):  # the same frame twice in a row is never handed out
         asyncio.run(repeat_only())
+
+
+
+# =========================================== ICE servers from the environment
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("[" * 100_000 + "]" * 100_000, id="nested-100000-deep"),
+    '[{"urls": 5}]',
+    '[{"urls": []}]',
+    '[{"urls": ["stun:a.org", 3]}]',
+    '[{"urls": "http://a.org"}]',
+    '[{"urls": "turn:a.org", "username": 1, "credential": "p"}]',
+    '[{"urls": "turn:a.org", "credential": ["p"]}]',
+    '[{"urls": "stun:a.org", "port": 3478}]',
+    '[["stun:a.org"]]',
+])
+def test_ice_servers_of_the_wrong_shape_are_a_problem_message(monkeypatch, text) -> None:
+    monkeypatch.setenv(ICE_ENV, text)
+    servers, problem = ice_servers()
+    assert servers == [] and problem and ICE_ENV in problem and len(problem) < 300
+
+
+def test_ice_servers_of_the_right_shape_are_used(monkeypatch) -> None:
+    servers = [{"urls": "stun:a.org:3478"},
+               {"urls": ["turn:b.org", "turns:b.org:443"], "username": "u", "credential": "p"}]
+    monkeypatch.setenv(ICE_ENV, json.dumps(servers))
+    assert ice_servers() == (servers, None)
+

@@ -1,7 +1,9 @@
 """A tiny run trained by `fer_core.train` on a small demo set, shared by the evaluation tests.
 
 Trains once per test process (about 10 s) and copies the finished run folder into each runs
-folder asked for, so every test gets its own runs without training again.
+folder asked for, so every test gets its own runs without training again (`conftest.tiny_run`
+is that copy as a fixture). `tiny_config` is the settings of the one-epoch trainings that the
+fault tests run on `conftest.small_demo`.
 """
 
 from __future__ import annotations
@@ -49,3 +51,10 @@ def make_tiny_run(runs_dir: Path, name: str = "tiny") -> runs.RunInfo:
 def model_file() -> Path:
     """The tiny run's best weights (a .keras file)."""
     return _trained_run().best_model_path
+
+
+def tiny_config(**changes) -> TrainConfig:
+    """A 4-filter mini-Xception without augmentation, schedule or early stop, on the demo set."""
+    base = {"model": "mini_xception", "model_kwargs": {"width": 4}, "batch_size": 32,
+            "augment": None, "early_stop_patience": 0, "schedule": "none", "data": "demo"}
+    return TrainConfig(**{**base, **changes})

@@ -19,9 +19,8 @@ LABEL_CHARS = 26  # a metric label this long fits one of four columns on a lapto
 
 
 @pytest.fixture(autouse=True)
-def _env(tmp_path_factory, monkeypatch) -> None:
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+def _env(fer_dirs) -> None:
+    """Private runs and cache folders (tests/conftest.py)."""
 
 
 def test_bar_text_is_the_share_inside_and_hidden_where_it_does_not_fit() -> None:

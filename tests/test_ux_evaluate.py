@@ -19,15 +19,12 @@ TIMEOUT = 120
 
 
 @pytest.fixture
-def one_run(tmp_path, monkeypatch):
+def one_run(tmp_path, monkeypatch, fer_dirs):
     """One finished run (trained on the demo set), no shipped model, the demo set active."""
     from tiny_run import make_tiny_run
 
-    info = make_tiny_run(tmp_path / "runs", "only")
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(tmp_path / "no-default.keras"))
-    monkeypatch.delenv("FER2013_CSV", raising=False)
+    info = make_tiny_run(fer_dirs.runs, "only")
+    fer_dirs.default_model()
     monkeypatch.chdir(tmp_path)
     return info
 

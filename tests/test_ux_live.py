@@ -23,14 +23,12 @@ VALUE_CHARS = 4  # what a quarter of the panel shows of a metric's large value f
 
 
 @pytest.fixture
-def live_page(tmp_path, monkeypatch) -> AppTest:
+def live_page(tmp_path, monkeypatch, fer_dirs) -> AppTest:
     """The Live page run once with a tiny default model, no runs and a stand-in for the
     webrtc component (AppTest cannot render custom components)."""
     model = tmp_path / "tiny.keras"
     create_model("fernet", width=4, convs=1).save(model)
-    monkeypatch.setenv("FER_DEFAULT_MODEL", str(model))
-    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    fer_dirs.default_model(model)
     monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **_: SimpleNamespace(
         state=SimpleNamespace(playing=False, signalling=False)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -207,7 +208,9 @@ def main() -> None:
     print(f"{'scenario':<8} {'frames/s':>9} {'lag p50':>8} {'lag p95':>8} "
           f"{'server CPU':>11} {'Chromium CPU':>13} {'pipeline alone':>15}")
     for name in names:
-        med = {k: statistics.median(r[k] for r in results[name]) for k in results[name][0]}
+        # a run whose lag could not be read (no barcode matched) is left out of the lag's median
+        med = {k: statistics.median([r[k] for r in results[name] if math.isfinite(r[k])] or [math.nan])
+               for k in results[name][0]}
         summary[name] = med
         alone = pipeline.get(str(SCENARIOS[name][0]), {}).get("median_ms")
         alone_txt = f"{alone:.1f} ms" if alone is not None else "-"

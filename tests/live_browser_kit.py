@@ -139,6 +139,7 @@ def read_frame_log(path: Path) -> list[dict]:
 STAMP_SCRIPT = """
 (() => {
   const BITS = %(bits)d, CW = %(cw)d, CH = %(ch)d, M = %(margin)d, FPS = %(fps)d;
+  const SRC_W = %(width)d;  // the camera's frame width, where the code was drawn
   const STALE_MS = 3000;  // a capture older than this is from an earlier loop of the video
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) return;
@@ -147,8 +148,11 @@ STAMP_SCRIPT = """
   canvas.width = BITS * CW; canvas.height = 1;
   const ctx = canvas.getContext('2d', {willReadFrequently: true});
   function read(video) {
-    const y = video.videoHeight - M - CH / 2;
-    ctx.drawImage(video, M, y, BITS * CW, 1, 0, 0, BITS * CW, 1);
+    // WebRTC may send a smaller picture than the camera's (bandwidth adaptation): the code
+    // was drawn at the camera's width, so read it where it lands at this one
+    const s = video.videoWidth / SRC_W;
+    const y = video.videoHeight - (M + CH / 2) * s;
+    ctx.drawImage(video, M * s, y, BITS * CW * s, 1, 0, 0, BITS * CW, 1);
     const px = ctx.getImageData(0, 0, BITS * CW, 1).data;
     let value = 0;
     for (let b = 0; b < BITS; b++) {
@@ -214,9 +218,10 @@ STAMP_SCRIPT = """
 """
 
 
-def stamp_script(fps: int) -> str:
-    """STAMP_SCRIPT for a camera of `fps` frames a second."""
-    return STAMP_SCRIPT % {"bits": BITS, "cw": CELL_W, "ch": CELL_H, "margin": MARGIN, "fps": fps}
+def stamp_script(fps: int, width: int = 640) -> str:
+    """STAMP_SCRIPT for a camera of `fps` frames a second and `width` pixels."""
+    return STAMP_SCRIPT % {"bits": BITS, "cw": CELL_W, "ch": CELL_H, "margin": MARGIN, "fps": fps,
+                           "width": width}
 
 
 RTC_STATS_SCRIPT = """async () => {

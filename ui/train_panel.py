@@ -22,9 +22,9 @@ from fer_core.progress import (
 from fer_core.run_table import tensorboard_command
 from fer_core.text import escape_markdown, format_seconds
 
-POLL_RUNNING_S = 1.0  # how often the panel re-reads the run folder while a job runs
+POLL_RUNNING_S = 2.0  # how often the panel re-reads the run folder while a job runs
 POLL_IDLE_S = 5.0  # how often it looks for a job started elsewhere (another tab, the CLI)
-CURVES_RUNNING_S = 5.0  # how often the curves are redrawn while a job runs
+CURVES_RUNNING_S = 10.0  # how often the curves are redrawn while a job runs
 LIVE_ACTIVE = "train_live_active"  # session_state: whether the panel last saw a job
 
 

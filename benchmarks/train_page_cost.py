@@ -4,8 +4,8 @@ Starts the app as the README does (`streamlit run app.py`, on a temporary runs f
 trains the same short run (the `quick` preset on the demo set) through `fer_core.jobs`, the
 way the Train page starts jobs, several times: alternately with no browser, and with the
 Train page open in headless Chromium, following the run live (its panel refreshes every
-second). Epoch time is read from the run's own events (epochs after the first, which pays
-for tracing). Prints the median epoch time of each case and the throughput lost.
+`ui.train_panel.POLL_RUNNING_S`). Epoch time is read from the run's own events (epochs after
+the first, which pays for tracing). Prints the median epoch time of each case and the throughput lost.
 
     python benchmarks/train_page_cost.py [--pairs 3] [--epochs 6]
 

@@ -11,7 +11,6 @@ seconds once streaming. Skips when chromium or playwright is missing, except in 
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np

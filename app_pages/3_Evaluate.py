@@ -12,7 +12,7 @@ import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 import numpy as np
 import streamlit as st
 
-from fer_core import catalog, eval_report, runs
+from fer_core import catalog, eval_report
 from fer_core import evaluate as ev
 from fer_core.charts import confusion_diff_figure, confusion_matrix_figure
 from fer_core.data import save_upload
@@ -103,10 +103,9 @@ with tab_metrics:
                "never predicts has precision 0; one absent from the split has recall 0 and is "
                "left out of the macro-F1.")
     if split_name in dataset.splits():
-        ref = specs[spec]
         training_overlap_note(dataset, split_name, images,
                               f"{dataset.source}:{split_name}:{len(images)}",
-                              runs.get_run(ref.run_dir).config if ref.run_dir else None)
+                              run_dropped=specs[spec].dropped_test_overlap)
     st.dataframe(eval_report.per_class_table(result).style.format(
         {"precision": "{:.3f}", "recall": "{:.3f}", "f1": "{:.3f}"}), key="eval_table")
     normalized = st.radio("Confusion matrix shows", ["counts", "row %"], horizontal=True,

@@ -46,6 +46,8 @@ class ModelRef:
     run_dir: Path | None = None
     architecture: str | None = None  # the registry name, when the run's config says it
     trained_on: str | None = None  # the run's dataset (its config's `data`), when known
+    # whether the run left out Training faces found in test splits (None: not a run)
+    dropped_test_overlap: bool | None = None
 
 
 def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> ModelRef:
@@ -141,4 +143,5 @@ def _from_run(info: runs.RunInfo, path: Path, weights: str = "best") -> ModelRef
     return ModelRef(spec=info.id if weights == "best" else str(path), label=label, path=path,
                     state=info.state, run_id=info.id, run_dir=info.dir,
                     architecture=architecture,
-                    trained_on=info.config.data if info.config else None)
+                    trained_on=info.config.data if info.config else None,
+                    dropped_test_overlap=info.config.drop_test_overlap if info.config else None)

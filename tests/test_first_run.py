@@ -158,3 +158,16 @@ def test_evaluate_says_how_many_test_faces_were_in_training() -> None:
     assert note.startswith("299 of these 3,589 PublicTest faces (8.3%) also appear in Training")
     assert "Drop Training faces found in test splits" in note
     assert "never saw them" in overlap_note(3, 10, "PublicTest", run_dropped=True)
+
+
+def test_the_catalog_says_whether_a_run_dropped_test_faces(tmp_path) -> None:
+    from fer_core import catalog
+
+    info = runs.create_run(TrainConfig(drop_test_overlap=True), tmp_path)
+    weights = info.dir / "weights" / "best.keras"
+    weights.parent.mkdir(exist_ok=True)
+    weights.write_bytes(b"not read")
+    runs.update_status(info.dir, state="finished", epoch=1)
+    ref = catalog.resolve(info.id, tmp_path)
+    assert ref.dropped_test_overlap is True and ref.run_id == info.id
+    assert catalog.resolve("default").dropped_test_overlap is None

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core import evaluate as ev
+from fer_core.data import FerDataset
 from fer_core.display import row_name
 from fer_core.eval_report import overlap_note
 from fer_core.labels import TRAINING
@@ -45,15 +46,15 @@ def _overlap_count(_images: np.ndarray, _training: np.ndarray, key: str) -> int:
     return int(overlap_mask(_images, _training).sum())
 
 
-def training_overlap_note(dataset, split: str, images: np.ndarray, key: str,
-                          run_config) -> None:
+def training_overlap_note(dataset: FerDataset, split: str, images: np.ndarray, key: str, *,
+                          run_dropped: bool | None) -> None:
     """A caption when faces of the evaluated split also sit in the dataset's Training split
-    (a leak FER2013 has); `key` names the dataset and split for the cache."""
+    (a leak FER2013 has); `key` names the dataset and split for the cache, `run_dropped`
+    is the model's `ModelRef.dropped_test_overlap`."""
     if split == TRAINING or TRAINING not in dataset.splits():
         return
     training, _ = dataset.split(TRAINING)
     n = _overlap_count(images, training, key)
-    dropped = None if run_config is None else bool(run_config.drop_test_overlap)
-    note = overlap_note(n, len(images), split, run_dropped=dropped)
+    note = overlap_note(n, len(images), split, run_dropped=run_dropped)
     if note:
         st.caption(note)

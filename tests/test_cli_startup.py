@@ -4,7 +4,6 @@ import-time log lines unless asked (`--verbose`). Timings are in benchmarks/cli_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TF_NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard")
 
 
-def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+def _cli(args: list[str]) -> subprocess.CompletedProcess:
     """`main(args)` in a fresh interpreter; prints, last, whether TensorFlow got imported."""
     code = ("import sys; from fer_core.__main__ import main; rc = main(sys.argv[1:]); "
             "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules}))")
-    env = dict(os.environ, FER_RUNS_DIR=str(tmp_path / "runs"),
-               FER_CACHE_DIR=str(tmp_path / "cache"))
     return subprocess.run([sys.executable, "-c", "import json; " + code, *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("args", [["runs"], ["runs", "--json"], ["inspect", "demo"], ["cpu"]])
-def test_light_commands_do_not_import_tensorflow(args, tmp_path) -> None:
-    done = _cli(args, tmp_path)
+def test_light_commands_do_not_import_tensorflow(args, fer_dirs) -> None:
+    done = _cli(args)
     last = json.loads(done.stdout.strip().splitlines()[-1])
     assert last == {"rc": 0, "tf": False}, done.stderr
 
@@ -40,18 +37,17 @@ def test_help_does_not_import_tensorflow() -> None:
     assert done.stdout.strip() == "False", done.stderr
 
 
-def test_tensorflow_log_lines_only_with_verbose(tmp_path) -> None:
-    env = dict(os.environ, FER_RUNS_DIR=str(tmp_path / "runs"),
-               FER_CACHE_DIR=str(tmp_path / "cache"))
+def test_tensorflow_log_lines_only_with_verbose(fer_dirs, monkeypatch) -> None:
     quiet = subprocess.run([sys.executable, "-m", "fer_core", "evaluate", "default", "--data",
-                            "demo", "--json"], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)
+                            "demo", "--json"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
     assert quiet.returncode == 0, quiet.stderr
     assert not [line for line in quiet.stderr.splitlines() if any(n in line for n in TF_NOISE)]
     json.loads(quiet.stdout.strip().splitlines()[-1])  # the report is intact
+    # a fresh cache, so the model loads (and TensorFlow with it) instead of a cached result
+    monkeypatch.setenv("FER_CACHE_DIR", str(fer_dirs.cache / "second"))
     verbose = subprocess.run([sys.executable, "-m", "fer_core", "--verbose", "evaluate",
                               "default", "--data", "demo", "--json"], cwd=ROOT,
-                             env=dict(env, FER_CACHE_DIR=str(tmp_path / "cache2")),
                              capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0, verbose.stderr
     assert any(n in verbose.stderr for n in TF_NOISE)

@@ -37,7 +37,9 @@ st.title("Evaluate")
 st.caption("Pick a model and a split: metrics, confusion matrix, mistakes and Grad-CAM.")
 
 # any run with weights, even one still training, newest first; the shipped model last
-specs = {ref.spec: ref for ref in catalog.choices(finished_only=False, default_first=False)}
+# and after each model its exported .onnx/.tflite files
+specs = {ref.spec: ref for ref in catalog.choices(finished_only=False, default_first=False,
+                                                  exports=True)}
 if not specs:
     st.info("No model to evaluate yet: train one on the Train page (or ship "
             f"`{default_model_path()}`), then come back.")
@@ -143,11 +145,14 @@ with tab_mistakes:
         from fer_core.gradcam import gradcam, overlay
 
         try:
+            if loaded.model is None:
+                raise ValueError(f"{specs[spec].path.name} is an exported file without "
+                                 "gradients; pick the .keras model it was exported from")
             with loaded.lock:
                 cam, cls, probs = gradcam(loaded.model, images[face],
                                           None if target == "predicted" else EMOTIONS.index(target))
         except ValueError as exc:
-            st.error(f"Grad-CAM is not available for this model: {exc}")
+            st.info(f"Grad-CAM is not available for this model: {exc}")
         else:
             v1, v2 = st.columns(2)
             v1.image(enlarge(images[face], 4), caption=row_name(face_rows[face]), width=192)

@@ -32,7 +32,7 @@ from ui.frame import page_setup
 from ui.live_panel import stream_panel
 from ui.live_photo import photo_view
 from ui.live_settings import live_settings
-from ui.models import loaded_model
+from ui.runtime_picker import picked_model
 
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
 PANEL_REFRESH_S = 1.0  # how often the numbers beside the video redraw while playing
@@ -66,11 +66,13 @@ st.caption(
 choices = {ref.spec: ref for ref in catalog.choices(finished_only=True, default_first=True)}
 with st.sidebar:
     own_model = st.file_uploader(  # its own limit: the server's is for datasets (400 MB)
-        "Your own model (.keras)", type=["keras"], key="live_model_file",
-        max_upload_size=MAX_MODEL_UPLOAD_BYTES // 2**20,
-        help=f"A Keras 3 .keras file of up to {MAX_MODEL_UPLOAD_BYTES // 2**20} MB taking "
-        "48x48 grey faces and giving 7 emotions. It is checked and loaded in safe mode: no "
-        "code from Lambda layers runs.",
+        "Your own model (.keras, .onnx, .tflite)", type=["keras", "onnx", "tflite"],
+        key="live_model_file", max_upload_size=MAX_MODEL_UPLOAD_BYTES // 2**20,
+        help=f"A Keras 3 .keras, ONNX or LiteRT file of up to {MAX_MODEL_UPLOAD_BYTES // 2**20} "
+        "MB taking 48x48 grey faces (NHWC, 0..255) and giving 7 emotions. It is checked before "
+        "it runs: .keras loads in safe mode (no code from Lambda layers), .onnx must be "
+        "self-contained with standard operators, and every model is tried on faces with a "
+        "time limit.",
     )
 if own_model is not None:
     try:  # untrusted: size, format and safe-mode load are checked before it is kept
@@ -92,10 +94,12 @@ if not choices:
 spec = st.selectbox("Model", list(choices), format_func=lambda s: choices[s].label,
                     key="live_model")
 try:
-    classifier = loaded_model(choices[spec]).classifier
+    loaded, runs_on = picked_model(choices[spec])
+    classifier = loaded.classifier
 except (ValueError, OSError) as exc:
     st.error(f"Cannot use model {spec}: {exc}")
     st.stop()
+st.sidebar.caption(runs_on)
 
 settings = live_settings()
 

@@ -3,7 +3,8 @@
 A model spec is one of
 - a run id: that run's best weights (`weights/best.keras`),
 - `default`: the shipped model (`paths.default_model_path()`, `$FER_DEFAULT_MODEL`),
-- the path of a native `.keras` file (an exported model, a checked upload).
+- the path of a model file: native `.keras`, `.onnx` or `.tflite` (an exported model, a
+  checked upload); `fer_core.runtimes` runs each format.
 
 `resolve(spec)` turns a spec into a `ModelRef`; `choices(...)` lists the selectable ones,
 the pages' different rules as its arguments; `upload(data, name)` checks a user's file and
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core import runs
+from fer_core.model_card import read_card
 from fer_core.paths import default_model_path
+from fer_core.runtimes import FORMATS
 
 DEFAULT = "default"
 SHIPPED = "shipped"  # state of the default model
@@ -40,7 +43,7 @@ class ModelRef:
 
     spec: str  # what resolve() accepts back: a run id, "default" or the file's path
     label: str  # one line for a picker
-    path: Path  # the .keras file
+    path: Path  # the model file: .keras, .onnx or .tflite
     state: str  # a run's state (finished, running, failed, ...), else SHIPPED, FILE, UPLOADED
     run_id: str | None = None
     run_dir: Path | None = None
@@ -55,7 +58,7 @@ def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
     text = str(spec).strip()
     if text == DEFAULT:
         return _default()
-    if text.endswith(".keras") or os.sep in text:
+    if Path(text).suffix.lower() in FORMATS or os.sep in text:
         return _file(Path(text).expanduser())
     root = runs.runs_root(runs_dir)
     if text and not text.startswith(".") and (root / text).is_dir():
@@ -64,7 +67,7 @@ def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
     listed = ", ".join(known[:_LISTED]) + (f" and {len(known) - _LISTED} more"
                                            if len(known) > _LISTED else "")
     raise ModelSpecError(
-        f"unknown model {text!r}: not a run id in {root}, not a .keras file, and not "
+        f"unknown model {text!r}: not a run id in {root}, not a model file, and not "
         f"'{DEFAULT}'; models here: {listed or 'none (no run has weights, no default shipped)'}"
     )
 
@@ -83,13 +86,14 @@ def checkpoint(run: str | os.PathLike | runs.RunInfo, weights: str = "best",
 
 
 def choices(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = False,
-            default_first: bool = False) -> list[ModelRef]:
+            default_first: bool = False, exports: bool = False) -> list[ModelRef]:
     """Every model that can be picked: runs with best weights (newest first) and the shipped
     default when it exists.
 
     `finished_only` leaves out runs still running, stopped or failed (whose best weights
     may be from an early epoch); `default_first` puts the default before the runs instead of
-    after them. Unreadable run folders are never listed.
+    after them; `exports` lists after each model its `.onnx`/`.tflite` exports that carry a
+    card (`fer_core.model_card`). Unreadable run folders are never listed.
     """
     found = [
         _from_run(info, info.best_model_path)
@@ -100,16 +104,39 @@ def choices(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = 
     if default_model_path().is_file():
         shipped = _default()
         found = [shipped, *found] if default_first else [*found, shipped]
+    if exports:
+        found = [item for ref in found for item in (ref, *exports_beside(ref))]
+    return found
+
+
+def exports_beside(ref: ModelRef) -> list[ModelRef]:
+    """The exported files with a card beside a `.keras` model (`best.int8.onnx` beside
+    `best.keras`), as choices of their own."""
+    if ref.path.suffix != ".keras":
+        return []
+    found = []
+    for path in sorted(ref.path.parent.glob(f"{ref.path.stem}.*")):
+        if path.suffix.lower() in FORMATS and path.suffix != ".keras" and read_card(path):
+            found.append(ModelRef(
+                spec=str(path.resolve()), label=f"{ref.label} · {path.name}", path=path.resolve(),
+                state=FILE, run_id=ref.run_id, run_dir=ref.run_dir,
+                architecture=ref.architecture, trained_on=ref.trained_on,
+                dropped_test_overlap=ref.dropped_test_overlap))
     return found
 
 
 def upload(data: bytes, name: str) -> ModelRef:
-    """A user's model file, checked (format, size, safe-mode load, cost per face) and kept in
-    the cache folder by `models.save_model_upload`; ValueError says why it cannot be used.
-    Loads Keras."""
-    from fer_core.models import save_model_upload
+    """A user's model file (.keras, .onnx or .tflite), checked (format, size, load, cost per
+    face) and kept in the cache folder (`models.save_model_upload` for Keras,
+    `runtime_uploads.save_upload` for the others); ValueError says why it cannot be used."""
+    if Path(name).suffix.lower() == ".keras":
+        from fer_core.models import save_model_upload
 
-    path = save_model_upload(data, name)
+        path = save_model_upload(data, name)
+    else:
+        from fer_core.runtime_uploads import save_upload
+
+        path = save_upload(data, name)
     return ModelRef(spec=str(path), label=f"uploaded {Path(name).name}", path=path,
                     state=UPLOADED)
 
@@ -124,8 +151,8 @@ def _default() -> ModelRef:
 def _file(path: Path) -> ModelRef:
     if not path.is_file():
         raise ModelSpecError(f"model file {path} does not exist")
-    if path.suffix != ".keras":
-        raise ModelSpecError(f"{path}: only native .keras model files are accepted")
+    if path.suffix.lower() not in FORMATS:
+        raise ModelSpecError(f"{path}: a model file must end in {', '.join(FORMATS)}")
     path = path.resolve()
     return ModelRef(spec=str(path), label=path.name, path=path, state=FILE)
 

@@ -199,7 +199,10 @@ def result_from_probs(probs: np.ndarray, labels: np.ndarray, *, tta: bool = Fals
 
 def _classifier(model: Any) -> Any:
     """The model's `infer.Classifier` (one traced function, shared with the Live page's
-    code path), built once per model and kept on it."""
+    code path), built once per model and kept on it; a `runtimes.FaceModel` (an ONNX or
+    LiteRT file, or a Classifier already) is used as it is."""
+    if getattr(model, "runtime", None) is not None:
+        return model
     classifier = getattr(model, "_fer_classifier", None)
     if classifier is None:
         from fer_core.infer import Classifier
@@ -398,9 +401,9 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
     flipped = cached.get("probs_flip")
     if plain is None or (tta and flipped is None):
         if model is None:
-            from fer_core.models import load_model
+            from fer_core.runtimes import open_face_model
 
-            model = load_model(ref.path)
+            model = open_face_model(ref.path, warmup=False)
         if plain is None:
             plain = predict_probs(model, images)
         if tta and flipped is None:

@@ -32,6 +32,7 @@ import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import tensorflow as tf
 from fer_core.detect import Box, FaceDetector, iou
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
+from fer_core.runtimes import KERAS, FaceModel, as_batch, warm_up
 from fer_core.stream import FrameTiming, StreamMonitor
 
 FRAME_LOG_ENV = "FER_FRAME_LOG"
@@ -89,6 +90,7 @@ class Classifier:
     """
 
     SMALL_BATCH = 4
+    runtime = KERAS
 
     def __init__(self, model, *, warmup: bool = True) -> None:
         self.model = model
@@ -102,9 +104,7 @@ class Classifier:
         self._small_fn = tf.function(call, input_signature=[spec], jit_compile=True)
         self._lock = threading.Lock()
         if warmup:
-            for n in range(1, self.SMALL_BATCH + 1):
-                self.predict(np.full((n, IMG_SIZE, IMG_SIZE), 128, np.uint8))
-            self._check(self.predict(np.full((2, IMG_SIZE, IMG_SIZE), 128, np.uint8)))
+            warm_up(self)  # each small batch size compiles here, and the output is checked
 
     def tracing_count(self) -> int:
         """How many times the model has been traced (or compiled): constant after warm-up, as
@@ -112,25 +112,12 @@ class Classifier:
         small = self._small_fn.experimental_get_tracing_count() if self._small_fn else 0
         return self._fn.experimental_get_tracing_count() + small
 
-    def _check(self, probs: np.ndarray) -> None:
-        if probs.shape != (2, NUM_CLASSES):
-            raise ValueError(
-                f"model {self.name!r} gives output of shape {probs.shape[1:]} per face; "
-                f"a FER model must give {NUM_CLASSES} class probabilities"
-            )
-        if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3) or (probs < 0).any():
-            raise ValueError(f"model {self.name!r} does not end in a softmax: rows do not sum to 1")
-
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of 48x48 face crops (an empty batch gives (0, 7))."""
-        faces = np.asarray(faces)
-        if faces.ndim == 3:
-            faces = faces[..., None]
-        if faces.shape[1:] != (IMG_SIZE, IMG_SIZE, 1):
-            raise ValueError(f"face crops must be (N, 48, 48[, 1]), got {faces.shape}")
+        faces = as_batch(faces)
         if len(faces) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        batch = tf.constant(faces.astype(np.float32, copy=False))
+        batch = tf.constant(faces)
         with self._lock:
             if self._small_fn is not None and len(faces) <= self.SMALL_BATCH:
                 try:
@@ -345,7 +332,7 @@ def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
 def process_frame(
     frame_bgr: np.ndarray,
     detector: FaceDetector,
-    classifier: Classifier,
+    classifier: FaceModel,
     *,
     tracker: FaceTracker | None = None,
     smoothing: float = 0.0,

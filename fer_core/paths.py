@@ -38,7 +38,7 @@ def uploads_dir() -> Path:
 
 
 def uploaded_models_dir() -> Path:
-    """Uploaded `.keras` models that passed the checks, named by content hash."""
+    """Uploaded models (.keras, .onnx, .tflite) that passed the checks, named by content hash."""
     return cache_dir() / "models"
 
 

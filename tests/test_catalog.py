@@ -60,7 +60,7 @@ def test_a_path_and_the_default(root: Path, tmp_path: Path,
     with pytest.raises(runs.RunError, match="does not exist"):
         catalog.resolve(str(tmp_path / "nope.keras"))
     (tmp_path / "model.h5").write_bytes(b"\x89HDF")
-    with pytest.raises(runs.RunError, match="only native .keras"):
+    with pytest.raises(runs.RunError, match=r"must end in \.keras, \.onnx, \.tflite"):
         catalog.resolve(str(tmp_path / "model.h5"))
     with pytest.raises(catalog.ModelSpecError, match="no default model"):
         catalog.resolve("default")
@@ -72,7 +72,7 @@ def test_a_path_and_the_default(root: Path, tmp_path: Path,
 def test_an_unknown_spec_lists_what_exists(root: Path, tmp_path: Path,
                                            fer_dirs) -> None:
     with pytest.raises(catalog.ModelSpecError,
-                       match=r"not a run id.*not a .keras file.*'default'; models here: none"):
+                       match=r"not a run id.*not a model file.*'default'; models here: none"):
         catalog.resolve("nonsense")
     first = _run("first")
     _ship_default(tmp_path, fer_dirs)

@@ -73,3 +73,62 @@ def test_bad_exports_exit_2_and_say_why(tiny, tmp_path, capsys, args, problem):
     assert main(["export", *args, "--runs-dir", str(root)]) == 2
     assert problem in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fmt, int8", [("onnx", False), ("tflite", False), ("onnx", True),
+                                       ("tflite", True)])
+def test_onnx_and_tflite_exports_round_trip_with_a_measured_card(tiny, tmp_path, capsys,
+                                                                  fmt, int8):
+    """Export, load back, same top label (float: on every face; int8: reported), and a card
+    that names the source, the input layout, the classes and what was measured."""
+    from fer_core import model_card
+    from fer_core.labels import EMOTIONS
+    from fer_core.runtimes import open_face_model
+
+    info, root = tiny
+    target = tmp_path / f"tiny{'.int8' if int8 else ''}.{fmt}"
+    args = ["export", info.id, "--to", str(target), "--runs-dir", str(root)]
+    assert main(args + (["--int8"] if int8 else [])) == 0
+    out = capsys.readouterr().out
+    assert f"exported best weights of run {info.id} to {target}" in out
+    assert "PublicTest accuracy" in out and "ms for one face" in out
+    card = model_card.read_card(target)
+    assert (card["format"], card["int8"], card["classes"]) == (fmt, int8, list(EMOTIONS))
+    assert card["source"]["sha256"] == model_card.file_sha256(info.best_model_path)
+    assert card["input"]["shape"] == [None, 48, 48, 1] and card["input"]["layout"] == "NHWC"
+    assert card["calibration"] == ({"split": "Training", "faces": pytest.approx(500, abs=10)}
+                                   if int8 else None)
+    test = card["publictest"]
+    assert test["faces"] > 100 and 0 <= test["accuracy"] <= 1
+    if not int8:
+        assert test["top_label_agreement"] >= 0.995
+        assert test["accuracy"] == test["source_accuracy"]
+    faces = np.random.default_rng(2).integers(0, 256, (7, 48, 48), dtype=np.uint8)
+    probs = open_face_model(target).predict(faces)
+    reference = open_face_model(info.best_model_path).predict(faces)
+    if not int8:
+        np.testing.assert_allclose(probs, reference, atol=1e-5)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name,
+                                                                 f"{target.name}.card.json"])
+
+
+def test_without_to_an_export_goes_beside_its_source(tiny, capsys):
+    info, root = tiny
+    assert main(["export", info.id, "--format", "onnx", "--runs-dir", str(root)]) == 0
+    assert (info.best_model_path.parent / "best.onnx").is_file()
+    assert (info.best_model_path.parent / "best.onnx.card.json").is_file()
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["{run}", "--format", "keras", "--int8", "--to", "{tmp}/m.keras"], "--int8 applies"),
+    (["{run}", "--format", "tflite", "--to", "{tmp}/m.onnx"], "does not end in"),
+    (["{run}", "--weights", "mean", "--format", "onnx"], "mean writes a .keras"),
+    (["{tmp}/missing.onnx", "--format", "onnx"], "does not exist"),
+])
+def test_bad_portable_exports_exit_2_and_say_why(tiny, tmp_path, capsys, args, problem):
+    info, root = tiny
+    args = [a.format(run=info.id, tmp=tmp_path) for a in args]
+    assert main(["export", *args, "--runs-dir", str(root)]) == 2
+    assert problem in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -49,7 +49,7 @@ def test_load_model_refuses_lambda_layers(tmp_path) -> None:
     h5.write_bytes(b"\x89HDF\r\n\x1a\n")
     with pytest.raises(ValueError, match="only native .keras model files are accepted"):
         load_model(h5)
-    with pytest.raises(runs.RunError, match="only native .keras"):
+    with pytest.raises(runs.RunError, match=r"must end in \.keras, \.onnx, \.tflite"):
         catalog.resolve(str(h5))
 
 

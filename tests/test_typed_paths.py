@@ -40,7 +40,7 @@ def test_typed_paths_that_cannot_be_read_are_messages(tmp_path, monkeypatch) -> 
         load_dataset(locked)
     with pytest.raises(runs.RunError, match="does not exist|not a run id"):
         catalog.resolve(str(tmp_path))
-    with pytest.raises(runs.RunError, match="only native .keras"):
+    with pytest.raises(runs.RunError, match=r"must end in \.keras, \.onnx, \.tflite"):
         catalog.resolve(str(locked))
 
 

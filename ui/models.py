@@ -2,7 +2,9 @@
 
 Evaluate (Grad-CAM) and Live (webcam, photos) pick from `fer_core.catalog` and load through
 `loaded_model(ref)`, so a model open on both pages is in memory once, and a file rewritten in
-place (a run's best weights improving, a re-exported default) is loaded again.
+place (a run's best weights improving, a re-exported default) is loaded again. A `.keras`
+file gives the Keras model (Grad-CAM needs it) and its traced classifier; an `.onnx` or
+`.tflite` file gives only a classifier (`fer_core.runtimes`), and `model` is None.
 
     ref = catalog.resolve(spec)
     loaded = loaded_model(ref)          # OSError/ValueError when the file is gone or bad
@@ -14,48 +16,65 @@ place (a run's best weights improving, a re-exported default) is loaded again.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from fer_core.catalog import ModelRef
+from fer_core.runtimes import KERAS, format_of
 
 if TYPE_CHECKING:
-    from fer_core.infer import Classifier
+    from fer_core.runtimes import FaceModel
 
 
 class LoadedModel:
-    """A Keras model shared by every session, with what the pages build on it.
+    """A model file shared by every session, with what the pages build on it.
 
-    `classifier` (the traced `infer.Classifier`, thread-safe) is built on first use only:
-    Evaluate's Grad-CAM never needs its warm-up. `lock` serialises uses that are not
-    thread-safe (Grad-CAM's gradient tape).
+    `classifier` (thread-safe, any runtime) is built on first use only: Evaluate's Grad-CAM
+    never needs its warm-up. `model` is the Keras model, None for other formats. `lock`
+    serialises uses that are not thread-safe (Grad-CAM's gradient tape).
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, path: Path, model: Any) -> None:
+        self.path = path
         self.model = model
         self.lock = threading.Lock()
-        self._classifier: Classifier | None = None
+        self._classifier: FaceModel | None = None
         self._classifier_lock = threading.Lock()
 
     @property
-    def classifier(self) -> Classifier:
+    def classifier(self) -> FaceModel:
         with self._classifier_lock:
             if self._classifier is None:
-                from fer_core.infer import Classifier
+                if self.model is not None:
+                    from fer_core.infer import Classifier
 
-                self._classifier = Classifier(self.model)  # ValueError: not a FER model
+                    self._classifier = Classifier(self.model)  # ValueError: not a FER model
+                else:
+                    from fer_core.runtimes import open_face_model
+
+                    self._classifier = open_face_model(self.path)
             return self._classifier
 
 
 def loaded_model(ref: ModelRef) -> LoadedModel:
     """The model of `ref`, loaded once per file version (its mtime) for every session."""
-    return _load(str(ref.path), ref.path.stat().st_mtime_ns)
+    return loaded_file(ref.path)
+
+
+def loaded_file(path: Path) -> LoadedModel:
+    """The model file at `path` (any format), loaded once per file version."""
+    return _load(str(path), path.stat().st_mtime_ns)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load(path: str, stamp: int) -> LoadedModel:
     del stamp  # only part of the cache key
+    if format_of(path) != KERAS:
+        loaded = LoadedModel(Path(path), None)
+        loaded.classifier  # noqa: B018 - open and warm up now: a bad file fails here, once
+        return loaded
     from fer_core.models import load_model
 
-    return LoadedModel(load_model(path))
+    return LoadedModel(Path(path), load_model(path))

@@ -1,0 +1,130 @@
+"""The card beside every exported model file, and which file a page runs a model from.
+
+`models/default.int8.onnx` has `models/default.int8.onnx.card.json` beside it: the source
+`.keras` file (and its SHA-256), the format, the input layout and scaling, the class order,
+the PublicTest accuracy of the exported file measured after export next to the source's,
+the agreement of their top labels, and ms per face for both, measured in the same run on the
+exporting machine (`fer_core.export` writes it).
+
+`fastest_export(keras_path)` is how the Live page picks a runtime automatically: among the
+exports beside a `.keras` file whose card names that very file (same SHA-256, so a stale
+export of older weights is never used), whose runtime is installed here and whose accuracy
+is within `MAX_ACCURACY_DROP` points of the source's, the one fastest for a single face (a
+webcam frame holds one to three), if it beat the Keras model on its card. None means: run
+the `.keras` file itself. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fer_core.files import atomic_write
+from fer_core.runtimes import FORMATS, KERAS, RUNTIME_NAMES, missing_runtime
+
+CARD_SUFFIX = ".card.json"
+CARD_VERSION = 1
+MAX_ACCURACY_DROP = 0.3  # points of PublicTest accuracy an export may lose and still be picked
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    """`models/default.onnx` -> `models/default.onnx.card.json`."""
+    path = Path(model_path)
+    return path.with_name(path.name + CARD_SUFFIX)
+
+
+def write_card(model_path: str | os.PathLike, card: dict[str, Any]) -> Path:
+    path = card_path(model_path)
+    atomic_write(path, json.dumps({"version": CARD_VERSION, **card}, indent=2) + "\n")
+    return path
+
+
+def read_card(model_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The card of a model file, or None (no card, unreadable, another version)."""
+    try:
+        card = json.loads(card_path(model_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and card.get("version") == CARD_VERSION else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    path = Path(path)
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # only part of the cache key: a rewritten file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported file fit to stand in for its source, with what its card measured."""
+
+    path: Path
+    format: str
+    int8: bool
+    accuracy: float | None
+    source_accuracy: float | None
+    agreement: float | None
+    ms_single: float
+    source_ms_single: float
+
+    @property
+    def label(self) -> str:
+        kind = RUNTIME_NAMES[self.format] + (" int8" if self.int8 else "")
+        return f"{kind} ({self.path.name})"
+
+    @property
+    def speedup(self) -> float:
+        return self.source_ms_single / self.ms_single if self.ms_single else 0.0
+
+
+def exports_of(keras_path: str | os.PathLike) -> list[Export]:
+    """Exports beside `keras_path` made from this very file, runnable here, accurate enough
+    (module docstring); fastest for one face first."""
+    keras_path = Path(keras_path)
+    if not keras_path.is_file():
+        return []
+    found = []
+    for path in sorted(keras_path.parent.glob(f"{keras_path.stem}.*")):
+        fmt = FORMATS.get(path.suffix.lower())
+        card = read_card(path) if fmt not in (None, KERAS) else None
+        if card is None or missing_runtime(fmt) is not None:
+            continue
+        try:
+            if card["source"]["sha256"] != file_sha256(keras_path):
+                continue
+            test, speed = card.get("publictest") or {}, card["speed"]
+            export = Export(path=path, format=fmt, int8=bool(card.get("int8")),
+                            accuracy=test.get("accuracy"),
+                            source_accuracy=test.get("source_accuracy"),
+                            agreement=test.get("top_label_agreement"),
+                            ms_single=float(speed["ms_single"]),
+                            source_ms_single=float(speed["source_ms_single"]))
+        except (KeyError, TypeError, ValueError, OSError):
+            continue
+        if export.accuracy is None or export.source_accuracy is None:
+            continue  # never measured against the source: not picked automatically
+        if (export.source_accuracy - export.accuracy) * 100 > MAX_ACCURACY_DROP:
+            continue
+        found.append(export)
+    return sorted(found, key=lambda e: e.ms_single)
+
+
+def fastest_export(keras_path: str | os.PathLike) -> Export | None:
+    """The export to run instead of `keras_path`, or None to run the Keras model."""
+    found = [e for e in exports_of(keras_path) if e.ms_single < e.source_ms_single]
+    return found[0] if found else None

@@ -401,7 +401,7 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
     flipped = cached.get("probs_flip")
     if plain is None or (tta and flipped is None):
         if model is None:
-            from fer_core.runtimes import open_face_model
+            from fer_core.backends import open_face_model
 
             model = open_face_model(ref.path, warmup=False)
         if plain is None:

@@ -33,7 +33,8 @@ import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 from fer_core.files import atomic_path
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
 from fer_core.model_card import file_sha256
-from fer_core.runtimes import KERAS, ONNX, TFLITE, format_of, open_face_model
+from fer_core.backends import open_face_model
+from fer_core.runtimes import KERAS, ONNX, TFLITE, format_of
 
 CALIBRATION_FACES = 512
 SPEED_BATCH = 128
@@ -184,7 +185,9 @@ def measure_export(source: str | os.PathLike, target: str | os.PathLike,
                    int8: bool = False, test_name: str = "PublicTest", calibration_count: int = 0,
                    source_spec: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The card of an exported file: what it is, and measured after export against its
-    source (accuracy on `images`/`labels` when given, top-label agreement, ms per face)."""
+    source (accuracy on `images`/`labels` when given, top-label agreement, ms per face).
+    The source's path is relative to the exported file's folder (a shipped card names
+    `default.keras`, not this machine's checkout)."""
     source, target = Path(source), Path(target)
     fmt = format_of(target)
     exported = open_face_model(target)
@@ -194,7 +197,7 @@ def measure_export(source: str | os.PathLike, target: str | os.PathLike,
     ours, theirs = speed(exported, probe), speed(original, probe)
     card: dict[str, Any] = {
         "file": target.name, "format": fmt, "int8": int8,
-        "source": {"path": str(source), "sha256": file_sha256(source), "spec": source_spec,
+        "source": {"path": os.path.relpath(source, target.parent), "sha256": file_sha256(source), "spec": source_spec,
                    "run": run_id},
         "input": INPUT_LAYOUT, "output": "float32 (N, 7) softmax probabilities",
         "classes": list(EMOTIONS),

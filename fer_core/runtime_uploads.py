@@ -22,9 +22,9 @@ import numpy as np
 
 from fer_core import uploads
 from fer_core.files import atomic_path
-from fer_core.labels import IMG_SIZE
 from fer_core.paths import uploaded_models_dir
-from fer_core.runtimes import FORMATS, ONNX, TFLITE, missing_runtime, open_face_model
+from fer_core.backends import open_face_model
+from fer_core.runtimes import FORMATS, ONNX, TFLITE, missing_runtime
 
 ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}  # what ONNX Runtime ships
 

@@ -1,7 +1,11 @@
 """One inference interface over three runtimes, chosen by the model file's extension.
 
-    model = open_face_model("models/default.onnx")   # .keras, .onnx or .tflite
+    model = backends.open_face_model("models/default.onnx")   # .keras, .onnx or .tflite
     probs = model.predict(faces)    # (N, 48, 48[, 1]) grey levels 0..255 -> (N, 7) float32
+
+This module holds what every back-end shares (formats, the `FaceModel` interface, input and
+output checks, thread counts); `fer_core.backends` holds the ONNX Runtime and LiteRT classes
+and `open_face_model`; the Keras one is `infer.Classifier`.
 
 - `.keras`: Keras/TensorFlow, `infer.Classifier` (a traced `tf.function`);
 - `.onnx`: ONNX Runtime (`onnxruntime`), CPU execution provider;
@@ -18,17 +22,14 @@ Runtime's and LiteRT's intra-op pools get; ONNX Runtime runs no inter-op pool an
 sleep instead of spinning between calls (a webcam frame arrives every 33 ms, and a spinning
 pool would take those cores from the server and the detector). TensorFlow keeps its own
 settings (`train.py` sets them for training); OpenCV's pool is left to OpenCV.
-This module imports neither TensorFlow nor a runtime until a model is opened.
+This module imports neither TensorFlow nor any runtime.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import threading
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
@@ -108,140 +109,3 @@ def warm_up(model: FaceModel) -> None:
         probs = predict(np.full((n, IMG_SIZE, IMG_SIZE), 128, np.uint8))
     check_output(probs, model.name, 4, atol=QUANTIZED_SUM_TOLERANCE
                  if hasattr(model, "raw_predict") else 1e-3)
-
-
-class OnnxFaceModel:
-    """An `.onnx` FER model in ONNX Runtime (CPU). `run` is thread-safe in ONNX Runtime."""
-
-    runtime = ONNX
-
-    def __init__(self, source: str | os.PathLike | bytes, *, name: str = "model",
-                 threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or inference_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        model = source if isinstance(source, bytes) else str(source)
-        with _loading(ONNX):
-            self.session = ort.InferenceSession(model, options,
-                                                providers=["CPUExecutionProvider"])
-        self.name = name
-        self.threads = options.intra_op_num_threads
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a FER model has one of each")
-        shape = list(inputs[0].shape)
-        if len(shape) != 4 or shape[1:] != [IMG_SIZE, IMG_SIZE, 1]:
-            raise ValueError(f"model {name!r} takes input of shape {shape}; a FER model takes "
-                             f"(N, {IMG_SIZE}, {IMG_SIZE}, 1) grey faces")
-        self._input = inputs[0].name
-
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        batch = as_batch(faces)
-        if len(batch) == 0:
-            return np.zeros((0, NUM_CLASSES), np.float32)
-        return np.asarray(self.session.run(None, {self._input: batch})[0], dtype=np.float32)
-
-
-@contextlib.contextmanager
-def _loading(fmt: str) -> Iterator[None]:
-    """Whatever a runtime raises on a file it cannot load, as one ValueError saying so."""
-    try:
-        yield
-    except Exception as exc:  # noqa: BLE001 - each runtime has its own load errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"not a loadable {RUNTIME_NAMES[fmt]} model "
-                         f"({type(exc).__name__}: {first[:300]})") from None
-
-
-def _tflite_interpreter(source: str | os.PathLike | bytes, threads: int):
-    """LiteRT's interpreter, or TensorFlow's where `ai-edge-litert` is not installed."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
-        from tensorflow.lite import Interpreter
-    if isinstance(source, bytes):
-        return Interpreter(model_content=source, num_threads=threads)
-    return Interpreter(model_path=str(source), num_threads=threads)
-
-
-class LiteRTFaceModel:
-    """A `.tflite` FER model in LiteRT. An interpreter is not thread-safe: calls take a lock.
-    Its input is resized to each batch size; a webcam sends the same size frame after frame,
-    so the tensors are reallocated only when the number of faces changes."""
-
-    runtime = TFLITE
-
-    def __init__(self, source: str | os.PathLike | bytes, *, name: str = "model",
-                 threads: int | None = None) -> None:
-        self.threads = threads or inference_threads()
-        with _loading(TFLITE):
-            self.interpreter = _tflite_interpreter(source, self.threads)
-        self.name = name
-        inputs = self.interpreter.get_input_details()
-        outputs = self.interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a FER model has one of each")
-        shape = [int(v) for v in inputs[0]["shape"]]
-        if len(shape) != 4 or shape[1:] != [IMG_SIZE, IMG_SIZE, 1]:
-            raise ValueError(f"model {name!r} takes input of shape {shape}; a FER model takes "
-                             f"(N, {IMG_SIZE}, {IMG_SIZE}, 1) grey faces")
-        if inputs[0]["dtype"] != np.float32:
-            raise ValueError(f"model {name!r} takes {np.dtype(inputs[0]['dtype']).name} input; "
-                             "export it with float32 input and output (int8 inside is fine)")
-        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
-        self._size = -1
-        self._lock = threading.Lock()
-
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities, each row rescaled to sum to 1: an int8 model's softmax comes out in
-        steps of 1/256, so its rows sum to 1 only within about 0.01."""
-        probs = self.raw_predict(faces)
-        sums = probs.sum(axis=1, keepdims=True)
-        return np.divide(probs, sums, out=probs, where=sums > 0)
-
-    def raw_predict(self, faces: np.ndarray) -> np.ndarray:
-        """What the interpreter outputs, as it is (`warm_up` checks this one)."""
-        batch = as_batch(faces)
-        if len(batch) == 0:
-            return np.zeros((0, NUM_CLASSES), np.float32)
-        with self._lock:
-            if len(batch) != self._size:
-                self.interpreter.resize_tensor_input(self._input, batch.shape, strict=False)
-                self.interpreter.allocate_tensors()
-                self._size = len(batch)
-            self.interpreter.set_tensor(self._input, batch)
-            self.interpreter.invoke()
-            return np.array(self.interpreter.get_tensor(self._output), dtype=np.float32)
-
-
-def open_face_model(path: str | os.PathLike, *, warmup: bool = True,
-                    threads: int | None = None) -> FaceModel:
-    """The back-end for `path` by its extension, warmed up and checked; ValueError when the
-    file is not a FER model or its runtime is missing, OSError when it cannot be read."""
-    path = Path(path)
-    fmt = format_of(path)
-    if (problem := missing_runtime(fmt)) is not None:
-        raise ValueError(f"{path.name}: {problem}")
-    if fmt == KERAS:
-        from fer_core.infer import Classifier
-        from fer_core.models import load_model
-
-        return Classifier(load_model(path), warmup=warmup)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    try:
-        model: FaceModel = (OnnxFaceModel if fmt == ONNX else LiteRTFaceModel)(
-            path, name=path.name, threads=threads)
-    except ValueError as exc:
-        raise ValueError(f"{path.name}: {exc}") from None
-    if warmup:
-        warm_up(model)
-    return model

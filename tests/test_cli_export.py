@@ -83,7 +83,7 @@ def test_onnx_and_tflite_exports_round_trip_with_a_measured_card(tiny, tmp_path,
     that names the source, the input layout, the classes and what was measured."""
     from fer_core import model_card
     from fer_core.labels import EMOTIONS
-    from fer_core.runtimes import open_face_model
+    from fer_core.backends import open_face_model
 
     info, root = tiny
     target = tmp_path / f"tiny{'.int8' if int8 else ''}.{fmt}"

@@ -104,7 +104,8 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_data_package_does_not_load_tensorflow() -> None:
     """Pages and the CLI's `inspect` load data without paying for TensorFlow (seconds)."""
     code = ("import sys, fer_core.data, fer_core.data.demo\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+            "print(sorted(m for m in ('tensorflow', 'keras', 'onnxruntime', 'onnx', 'tf2onnx', "
+            "'ai_edge_litert') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
@@ -116,14 +117,15 @@ TF_FREE = (
     "paths", "cpu", "files", "labels", "text", "uploads", "probe", "tf_quiet", "data",
     "quality", "params", "config", "runs", "jobs", "progress", "train_form", "run_table",
     "catalog", "charts", "display", "evaluate", "eval_report", "gradcam", "detect", "stream",
-    "webrtc", "cli.inspect", "cli.train", "cli.runs", "cli.evaluate", "cli.export", "cli.cpu",
+    "webrtc", "runtimes", "backends", "model_card", "runtime_uploads", "cli.inspect", "cli.train", "cli.runs", "cli.evaluate", "cli.export", "cli.cpu",
 )
 
 
 @pytest.mark.parametrize("module", TF_FREE)
 def test_light_modules_do_not_load_tensorflow(module: str) -> None:
     code = (f"import sys, fer_core.{module}\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+            "print(sorted(m for m in ('tensorflow', 'keras', 'onnxruntime', 'onnx', 'tf2onnx', "
+            "'ai_edge_litert') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import catalog, model_card, runtimes
+from fer_core import backends, catalog, model_card, runtimes
 from fer_core.export import export_file
 from fer_core.infer import Classifier
 from fer_core.models import create_model
@@ -32,8 +32,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_every_runtime_gives_the_keras_probabilities(files, fmt) -> None:
-    keras_model = runtimes.open_face_model(files["keras"])
-    other = runtimes.open_face_model(files[fmt])
+    keras_model = backends.open_face_model(files["keras"])
+    other = backends.open_face_model(files[fmt])
     assert isinstance(keras_model, Classifier) and keras_model.runtime == runtimes.KERAS
     assert other.runtime == fmt
     for n in (1, 3, 6, 1):  # batch sizes change back and forth (LiteRT resizes its input)
@@ -47,7 +47,7 @@ def test_every_runtime_gives_the_keras_probabilities(files, fmt) -> None:
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_a_shared_model_is_safe_from_several_threads(files, fmt) -> None:
-    model = runtimes.open_face_model(files[fmt])
+    model = backends.open_face_model(files[fmt])
     expected = {n: model.predict(FACES[:n]) for n in (1, 2, 5)}
     errors: list[BaseException] = []
 
@@ -72,15 +72,15 @@ def test_thread_settings(files, monkeypatch) -> None:
     monkeypatch.delenv(runtimes.THREADS_ENV, raising=False)
     cores = len(__import__("os").sched_getaffinity(0))
     assert runtimes.inference_threads() == cores
-    onnx_model = runtimes.open_face_model(files["onnx"])
+    onnx_model = backends.open_face_model(files["onnx"])
     options = onnx_model.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (cores, 1)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert runtimes.open_face_model(files["tflite"]).threads == cores
+    assert backends.open_face_model(files["tflite"]).threads == cores
     monkeypatch.setenv(runtimes.THREADS_ENV, "1")
-    assert runtimes.open_face_model(files["onnx"]).session.get_session_options() \
+    assert backends.open_face_model(files["onnx"]).session.get_session_options() \
         .intra_op_num_threads == 1
-    assert runtimes.open_face_model(files["tflite"]).threads == 1
+    assert backends.open_face_model(files["tflite"]).threads == 1
     monkeypatch.setenv(runtimes.THREADS_ENV, "lots")
     assert runtimes.inference_threads() == cores
 
@@ -94,7 +94,7 @@ def test_formats_and_missing_runtimes(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runtimes.importlib.util, "find_spec", lambda name: None)
     assert "pip install onnxruntime" in runtimes.missing_runtime("onnx")
     with pytest.raises(ValueError, match="ONNX Runtime is not installed"):
-        runtimes.open_face_model(tmp_path / "x.onnx")
+        backends.open_face_model(tmp_path / "x.onnx")
 
 
 def test_a_model_that_is_not_a_fer_model_is_refused(tmp_path) -> None:
@@ -106,7 +106,7 @@ def test_a_model_that_is_not_a_fer_model_is_refused(tmp_path) -> None:
     keras.Model(inputs, three).save(source)
     for suffix in (".onnx", ".tflite"):
         with pytest.raises(ValueError, match="must give 7 class probabilities"):
-            runtimes.open_face_model(export_file(source, tmp_path / f"three{suffix}"))
+            backends.open_face_model(export_file(source, tmp_path / f"three{suffix}"))
 
 
 # --- uploads ------------------------------------------------------------------------------
@@ -119,13 +119,12 @@ def test_an_upload_of_each_format_becomes_a_choice(files, fer_dirs, fmt) -> None
     assert ref.state == catalog.UPLOADED and ref.path.suffix == f".{fmt}"
     assert ref.path.parent == fer_dirs.cache / "models" and ref.path.read_bytes() == data
     assert catalog.resolve(ref.spec).path == ref.path
-    assert runtimes.open_face_model(ref.path).predict(FACES).shape == (6, 7)
+    assert backends.open_face_model(ref.path).predict(FACES).shape == (6, 7)
     assert not list(ref.path.parent.glob(".*"))  # no temporary left
 
 
 def _tile_bomb() -> bytes:
-    """A valid ONNX graph whose one face becomes a 4,800 x 4,800 tensor (92 MB)."""
-    import onnx
+    """A valid ONNX graph whose one face becomes a 4,800 x 4,800 tensor (88 MB)."""
     from onnx import TensorProto, helper
 
     repeats = helper.make_tensor("repeats", TensorProto.INT64, [4], [1, 100, 100, 1])

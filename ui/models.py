@@ -52,7 +52,7 @@ class LoadedModel:
 
                     self._classifier = Classifier(self.model)  # ValueError: not a FER model
                 else:
-                    from fer_core.runtimes import open_face_model
+                    from fer_core.backends import open_face_model
 
                     self._classifier = open_face_model(self.path)
             return self._classifier

@@ -102,8 +102,8 @@ def _load_splits(source: str | None, int8: bool):
 
 
 def _summary(card: dict, target: Path, what: str) -> str:
-    lines = [f"exported {what} to {target} "
-             f"({target.stat().st_size / 2**20:.1f} MB) and {target.name}.card.json"]
+    lines = [(f"exported {what} to {target} "
+              f"({target.stat().st_size / 2**20:.1f} MB) and {target.name}.card.json")]
     test = card.get("publictest")
     if test:
         diff = (test["accuracy"] - test["source_accuracy"]) * 100

@@ -231,3 +231,61 @@ def test_own_model_upload_is_checked_then_used(env, tiny_model, monkeypatch):
         assert not at.exception, at.exception
         assert any(f"upload:{name}" in e.value for e in at.error), [e.value for e in at.error]
         assert at.selectbox(key="live_model").value == "default"  # the page still works
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tiny_model, tmp_path_factory) -> dict[str, Path]:
+    from fer_core.export import export_file
+
+    folder = tmp_path_factory.mktemp("live-exports")
+    return {fmt: export_file(tiny_model, folder / f"tiny.{fmt}") for fmt in ("onnx", "tflite")}
+
+
+@pytest.mark.parametrize("fmt, runtime", [("onnx", "ONNX Runtime"), ("tflite", "LiteRT")])
+def test_an_uploaded_onnx_or_tflite_model_labels_webcam_faces(env, tiny_exports, fmt, runtime):
+    log = env.dirs.frame_log()
+    at = _run()
+    at.file_uploader(key="live_model_file").set_value(
+        (f"mine.{fmt}", tiny_exports[fmt].read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="live_model").options[0] == f"uploaded mine.{fmt}"
+    assert Path(at.selectbox(key="live_model").value).suffix == f".{fmt}"
+    assert any(f"Runs on {runtime}" in c.value for c in at.sidebar.caption)
+    callback = _frame_callback(env.calls[-1])
+    callback(av.VideoFrame.from_ndarray(face_frame(3), format="bgr24"))
+    assert [len(json.loads(line)["faces"]) for line in log.read_text().splitlines()] == [3]
+
+
+def test_the_default_model_runs_on_its_fastest_export(env, tiny_model, tiny_exports, monkeypatch):
+    """With a measured export beside the shipped .keras file, Automatic runs it; the Runtime
+    box can go back to Keras; a damaged export falls back to Keras with a warning."""
+    from fer_core import model_card
+
+    folder = env.tmp / "shipped"
+    folder.mkdir()
+    shipped = folder / "default.keras"
+    shipped.write_bytes(tiny_model.read_bytes())
+    env.dirs.default_model(shipped)
+    export = folder / "default.onnx"
+    export.write_bytes(tiny_exports["onnx"].read_bytes())
+    model_card.write_card(export, {
+        "format": "onnx", "int8": False,
+        "source": {"path": "default.keras", "sha256": model_card.file_sha256(shipped)},
+        "publictest": {"accuracy": 0.5, "source_accuracy": 0.5, "top_label_agreement": 1.0},
+        "speed": {"ms_single": 1.0, "source_ms_single": 4.0}})
+    at = _run()
+    runtime = at.selectbox(key="live_runtime")
+    assert runtime.value == "auto" and "ONNX Runtime (default.onnx)" in runtime.options
+    assert any("ONNX Runtime (default.onnx): 1.00 ms for one face against 4.00 ms" in c.value
+               for c in at.sidebar.caption)
+    runtime.set_value(str(shipped))
+    at.run()
+    assert any(c.value.startswith("Keras/TensorFlow") for c in at.sidebar.caption)
+
+    export.write_bytes(b"damaged")
+    at = _run()
+    assert any("default.onnx could not be used" in w.value for w in at.warning)
+    assert any("Keras/TensorFlow: default.onnx failed to load" in c.value
+               for c in at.sidebar.caption)
+    assert env.calls[-1]["queued_video_frames_callback"]

@@ -5,7 +5,8 @@ the page's default settings (tracker on, full scan every few frames, smoothing) 
 640x480 "video" of 1 and of 3 real faces (scikit-image's astronaut portrait pasted on a photo,
 moving a few pixels a frame), and splits each frame's time into detection and classification.
 
-    python benchmarks/live_pipeline.py [--model default|RUN_ID|path.keras] [--frames 150] [--json]
+    python benchmarks/live_pipeline.py [--model default|RUN_ID|path.keras] [--runtime auto|keras]
+                                       [--frames 150] [--json]
 
 With --json the last line is one JSON object:
 {"1": {"median_ms": .., "p95_ms": ..}, "3": {"median_ms": .., "p95_ms": ..}} (plus the split).
@@ -39,12 +40,17 @@ from fer_core.infer import (  # noqa: E402
     StreamMonitor,
     process_frame,
 )
-from fer_core.models import create_model, load_model  # noqa: E402
+from fer_core.backends import open_face_model  # noqa: E402
+from fer_core.model_card import fastest_export  # noqa: E402
+from fer_core.models import create_model  # noqa: E402
+from fer_core.runtimes import FaceModel  # noqa: E402
 
 FALLBACK_MODEL = "fernet"
 
 
-def load_classifier(spec: str) -> tuple[Classifier, str]:
+def load_classifier(spec: str, runtime: str = "auto") -> tuple[FaceModel, str]:
+    """The model a spec names; with `runtime` "auto", the file the Live page's Automatic
+    runtime runs (its fastest measured export, `model_card.fastest_export`), else Keras."""
     try:
         path = resolve(spec).path
     except ModelSpecError as exc:
@@ -52,7 +58,10 @@ def load_classifier(spec: str) -> tuple[Classifier, str]:
             raise SystemExit(f"error: {exc}") from exc
         print(f"note: {exc}; timing an untrained {FALLBACK_MODEL!r} instead", file=sys.stderr)
         return Classifier(create_model(FALLBACK_MODEL)), f"{FALLBACK_MODEL} (untrained)"
-    return Classifier(load_model(path)), str(path)
+    export = fastest_export(path) if runtime == "auto" and path.suffix == ".keras" else None
+    if export is not None:
+        return open_face_model(export.path), f"{export.path} ({export.label})"
+    return open_face_model(path), str(path)
 
 
 def video(n_faces: int, frames: int) -> list[np.ndarray]:
@@ -63,7 +72,7 @@ def video(n_faces: int, frames: int) -> list[np.ndarray]:
 
 
 def time_stream(
-    n_faces: int, classifier: Classifier, frames: int, rescan_every: int
+    n_faces: int, classifier: FaceModel, frames: int, rescan_every: int
 ) -> dict[str, float]:
     detector = FaceDetector()
     tracker = FaceTracker()
@@ -103,6 +112,9 @@ def time_stream(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default", help="default, a run id or a .keras file")
+    parser.add_argument("--runtime", choices=("auto", "keras"), default="auto",
+                        help="auto: the file the Live page runs (fastest measured export); "
+                             "keras: the .keras model")
     parser.add_argument("--frames", type=int, default=150, help="timed frames per face count")
     parser.add_argument(
         "--rescan-every", type=int, default=DEFAULT_RESCAN_EVERY,
@@ -111,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="last line: results as JSON")
     args = parser.parse_args(argv)
 
-    classifier, model_name = load_classifier(args.model)
+    classifier, model_name = load_classifier(args.model, args.runtime)
     print(f"model: {model_name}; {args.frames} frames of 640x480; "
           f"full scan every {args.rescan_every} frame(s)")
     results: dict[str, dict[str, float]] = {}

@@ -127,3 +127,57 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
         f"attempts {attempt}"
     )
     assert "Live" in panel_text and "Frames/s" in panel_text
+
+
+@pytest.mark.parametrize("fmt, runtime", [("onnx", "ONNX Runtime"), ("tflite", "LiteRT")])
+def test_an_uploaded_portable_model_labels_the_webcam_in_a_real_browser(server, tmp_path, fmt,
+                                                                       runtime):
+    """A .onnx or .tflite file uploaded in the sidebar becomes the model, and the webcam's
+    faces are labelled by it (its runtime named under the picker)."""
+    from playwright.sync_api import sync_playwright
+
+    from fer_core.export import export_file
+    from fer_core.models import create_model
+
+    url, log, server_log = server
+    source = tmp_path / "mine.keras"
+    create_model("fernet", width=4, convs=1).save(source)
+    upload = export_file(source, tmp_path / f"mine.{fmt}")
+    video = tmp_path / "faces.y4m"
+    write_y4m(video, [face_frame(1)] * 30, FPS)
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        try:
+            context = browser.new_context(permissions=["camera"])
+            context.grant_permissions(["camera"], origin=url)
+            page = context.new_page()
+            page.goto(f"{url}/Live", timeout=120_000)
+            page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(
+                str(upload), timeout=180_000)
+            page.get_by_text(f"Runs on {runtime}.").wait_for(timeout=120_000)
+            assert page.get_by_text(f"mine.{fmt}").count()  # the uploader lists the file
+            component = page.frame_locator('iframe[title*="webrtc"]')
+            start = component.get_by_role("button", name="START")
+            start.wait_for(timeout=120_000)
+            entries: list[dict] = []
+            for _attempt in range(ATTEMPTS):
+                start.click()
+                deadline = time.time() + WAIT_PER_ATTEMPT_S
+                while time.time() < deadline and not any(e["faces"] for e in entries):
+                    time.sleep(0.5)
+                    entries = read_frame_log(log)
+                if any(e["faces"] for e in entries):
+                    break
+                stop = component.get_by_role("button", name="STOP")
+                if stop.count():
+                    stop.click()
+                    time.sleep(1)
+        finally:
+            browser.close()
+    server_out = server_log.read_text(errors="replace")[-3000:]
+    with_faces = [e for e in entries if e["faces"]]
+    assert with_faces, f"{len(entries)} frames, none with faces; server log:\n{server_out}"
+    assert not any("error" in e for e in entries), [e["error"] for e in entries if "error" in e]
+    face = with_faces[-1]["faces"][0]
+    assert face["label"] in EMOTIONS and abs(sum(face["probs"]) - 1.0) < 1e-3

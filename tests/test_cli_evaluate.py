@@ -58,3 +58,17 @@ def test_bad_model_and_split_give_clear_errors(env, capsys):
     assert main(["evaluate", info.id, "--split", "Validation"]) == 2
     err = capsys.readouterr().err
     assert "no split 'Validation'" in err and "PublicTest" in err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_an_exported_file_evaluates_like_its_keras_model(env, tmp_path, capsys, fmt):
+    from fer_core.export import export_file
+
+    info, _, _ = env
+    exported = export_file(info.best_model_path, tmp_path / f"best.{fmt}")
+    assert main(["evaluate", str(exported), "--data", "demo", "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", info.id, "--data", "demo", "--json"]) == 0
+    theirs = json.loads(capsys.readouterr().out)
+    assert ours["confusion"] == theirs["confusion"]
+    assert not (tmp_path / "eval").exists()  # a typed file's cache is in the cache folder

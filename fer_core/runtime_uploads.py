@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,26 +79,16 @@ def _tensor_problem(model: Any, max_activation_bytes: int) -> str | None:
 
 
 def _timed_open(path: Path, seconds: float) -> Any:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["model"] = open_face_model(path, warmup=True)
-        except Exception as exc:  # noqa: BLE001 - any failure of an untrusted model
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="fer-model-trial", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
+    try:
+        return uploads.run_within(lambda: open_face_model(path, warmup=True), seconds)
+    except uploads.TooSlow:
         raise ValueError(f"opening it and classifying four faces took more than {seconds:g} s; "
-                         "the model is too slow")
-    if "error" in outcome:
-        exc = outcome["error"]
+                         "the model is too slow") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted model
         message = str(exc).removeprefix(f"{path.name}: ")
         raise ValueError(message if isinstance(exc, ValueError)
-                         else f"the model fails on a face ({type(exc).__name__}: {message})")
-    return outcome["model"]
+                         else f"the model fails on a face ({type(exc).__name__}: {message})"
+                         ) from None
 
 
 def save_upload(data: bytes, name: str, *, max_bytes: int = uploads.MAX_MODEL_UPLOAD_BYTES,

@@ -10,6 +10,10 @@ monkeypatch), the model checks take them as keyword defaults.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 # --- datasets ---------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = 400 * 2**20  # an uploaded dataset; .streamlit/config.toml's maxUploadSize
 MAX_EXPANDED_BYTES = 2**30  # a file read whole, or an archive's content once decompressed
@@ -69,3 +73,29 @@ def archive_problem(sizes: list[tuple[str, int, int]], *, max_members: int | Non
                     "far more than real data (a zip bomb?)")
     return None
 
+
+
+class TooSlow(Exception):
+    """`run_within`'s function did not finish in time."""
+
+
+def run_within(fn: Callable[[], Any], seconds: float) -> Any:
+    """`fn()`'s result, run in a daemon thread so an untrusted model that computes for ever
+    is refused on time (its computation finishes unseen); TooSlow after `seconds`, and
+    whatever `fn` raised is raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="fer-model-trial", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TooSlow(f"more than {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -11,7 +11,9 @@ seconds once streaming. Skips when chromium or playwright is missing, except in 
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -53,14 +55,11 @@ def server(tmp_path):
         yield url, log, server_log
 
 
-def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
+@contextlib.contextmanager
+def live_page(url: str, video) -> Iterator:
+    """The Live page in headless Chromium whose fake camera plays `video` (camera allowed)."""
     from playwright.sync_api import sync_playwright
 
-    url, log, server_log = server
-    base = face_frame(3)
-    clip = [np.roll(base, round(6 * np.sin(i / 8)), axis=1) for i in range(VIDEO_FRAMES)]
-    video = tmp_path / "faces.y4m"
-    write_y4m(video, clip, FPS)
     args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
@@ -69,33 +68,48 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
             context.grant_permissions(["camera"], origin=url)
             page = context.new_page()
             page.goto(f"{url}/Live", timeout=120_000)
-            component = page.frame_locator('iframe[title*="webrtc"]')
-            start = component.get_by_role("button", name="START")
-            start.wait_for(timeout=180_000)  # the first run imports TensorFlow, loads the model
-            entries: list[dict] = []
-            for attempt in range(1, ATTEMPTS + 1):
-                start.click()
-                deadline = time.time() + WAIT_PER_ATTEMPT_S
-                while time.time() < deadline:
-                    entries = read_frame_log(log)
-                    if any(e["faces"] for e in entries):
-                        break
-                    time.sleep(0.5)
-                if any(e["faces"] for e in entries):
-                    break
-                stop = component.get_by_role("button", name="STOP")
-                if stop.count():
-                    stop.click()
-                    time.sleep(1)
-            if any(e["faces"] for e in entries):  # streaming: measure the steady rate
-                time.sleep(SETTLE_S)
-                window_start = time.time()
-                time.sleep(STEADY_S)
-                window_end = time.time()
-                entries = read_frame_log(log)
-            panel_text = page.inner_text("body")
+            yield page
         finally:
             browser.close()
+
+
+def _stream_until_faces(component, start, log) -> tuple[list[dict], int]:
+    """Press START until the server's frame log shows faces (up to ATTEMPTS presses, STOP
+    between them): (the log's entries, presses made)."""
+    entries: list[dict] = []
+    for attempt in range(1, ATTEMPTS + 1):
+        start.click()
+        deadline = time.time() + WAIT_PER_ATTEMPT_S
+        while time.time() < deadline:
+            entries = read_frame_log(log)
+            if any(e["faces"] for e in entries):
+                return entries, attempt
+            time.sleep(0.5)
+        stop = component.get_by_role("button", name="STOP")
+        if stop.count():
+            stop.click()
+            time.sleep(1)
+    return entries, ATTEMPTS
+
+
+def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
+    url, log, server_log = server
+    base = face_frame(3)
+    clip = [np.roll(base, round(6 * np.sin(i / 8)), axis=1) for i in range(VIDEO_FRAMES)]
+    video = tmp_path / "faces.y4m"
+    write_y4m(video, clip, FPS)
+    with live_page(url, video) as page:
+        component = page.frame_locator('iframe[title*="webrtc"]')
+        start = component.get_by_role("button", name="START")
+        start.wait_for(timeout=180_000)  # the first run imports TensorFlow, loads the model
+        entries, attempt = _stream_until_faces(component, start, log)
+        if any(e["faces"] for e in entries):  # streaming: measure the steady rate
+            time.sleep(SETTLE_S)
+            window_start = time.time()
+            time.sleep(STEADY_S)
+            window_end = time.time()
+            entries = read_frame_log(log)
+        panel_text = page.inner_text("body")
 
     server_out = server_log.read_text(errors="replace")[-3000:]
     assert entries, f"no frame reached the server after {ATTEMPTS} attempts; log:\n{server_out}"
@@ -134,8 +148,6 @@ def test_an_uploaded_portable_model_labels_the_webcam_in_a_real_browser(server, 
                                                                        runtime):
     """A .onnx or .tflite file uploaded in the sidebar becomes the model, and the webcam's
     faces are labelled by it (its runtime named under the picker)."""
-    from playwright.sync_api import sync_playwright
-
     from fer_core.export import export_file
     from fer_core.models import create_model
 
@@ -145,36 +157,15 @@ def test_an_uploaded_portable_model_labels_the_webcam_in_a_real_browser(server, 
     upload = export_file(source, tmp_path / f"mine.{fmt}")
     video = tmp_path / "faces.y4m"
     write_y4m(video, [face_frame(1)] * 30, FPS)
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        try:
-            context = browser.new_context(permissions=["camera"])
-            context.grant_permissions(["camera"], origin=url)
-            page = context.new_page()
-            page.goto(f"{url}/Live", timeout=120_000)
-            page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(
-                str(upload), timeout=180_000)
-            page.get_by_text(f"Runs on {runtime}.").wait_for(timeout=120_000)
-            assert page.get_by_text(f"mine.{fmt}").count()  # the uploader lists the file
-            component = page.frame_locator('iframe[title*="webrtc"]')
-            start = component.get_by_role("button", name="START")
-            start.wait_for(timeout=120_000)
-            entries: list[dict] = []
-            for _attempt in range(ATTEMPTS):
-                start.click()
-                deadline = time.time() + WAIT_PER_ATTEMPT_S
-                while time.time() < deadline and not any(e["faces"] for e in entries):
-                    time.sleep(0.5)
-                    entries = read_frame_log(log)
-                if any(e["faces"] for e in entries):
-                    break
-                stop = component.get_by_role("button", name="STOP")
-                if stop.count():
-                    stop.click()
-                    time.sleep(1)
-        finally:
-            browser.close()
+    with live_page(url, video) as page:
+        page.locator('[data-testid="stSidebar"] input[type="file"]').set_input_files(
+            str(upload), timeout=180_000)
+        page.get_by_text(f"Runs on {runtime}.").wait_for(timeout=120_000)
+        assert page.get_by_text(f"mine.{fmt}").count()  # the uploader lists the file
+        component = page.frame_locator('iframe[title*="webrtc"]')
+        start = component.get_by_role("button", name="START")
+        start.wait_for(timeout=120_000)
+        entries, _ = _stream_until_faces(component, start, log)
     server_out = server_log.read_text(errors="replace")[-3000:]
     with_faces = [e for e in entries if e["faces"]]
     assert with_faces, f"{len(entries)} frames, none with faces; server log:\n{server_out}"

@@ -9,9 +9,7 @@ refuses a model above the limits, and `trial_forward` then runs one face with a 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 import keras
 import numpy as np
@@ -96,25 +94,17 @@ def trial_forward(model: keras.Model, *, seconds: float = uploads.TRIAL_SECONDS)
     """Run one blank face through `model` within `seconds`; ValueError for any failure
     (out of memory, a shape error, a wrong output) or when it takes longer. The check runs
     in a thread, so a slow model is refused on time (its computation finishes unseen)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            face = np.zeros((1, IMG_SIZE, IMG_SIZE, 1), np.float32)
-            outcome["out"] = keras.ops.convert_to_numpy(model(face, training=False))
-        except Exception as exc:  # noqa: BLE001 - any failure of an untrusted model
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="fer-model-trial", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise ValueError(f"one face took more than {seconds:g} s; the model is too slow")
-    if "error" in outcome:
-        exc = outcome["error"]
+    face = np.zeros((1, IMG_SIZE, IMG_SIZE, 1), np.float32)
+    try:
+        out = uploads.run_within(
+            lambda: keras.ops.convert_to_numpy(model(face, training=False)), seconds)
+    except uploads.TooSlow:
+        raise ValueError(f"one face took more than {seconds:g} s; the model is too slow") \
+            from None
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted model
         raise ValueError(f"the model fails on a face ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})")
-    shape = tuple(np.shape(outcome["out"]))
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    shape = tuple(np.shape(out))
     if shape != (1, NUM_CLASSES):
         raise ValueError(f"the model outputs shape {shape} for one face; expected "
                          f"(1, {NUM_CLASSES}): one probability per emotion")

@@ -138,7 +138,8 @@ def _quantize_onnx(path: Path, calibration: np.ndarray) -> None:
 
     prepared = path.with_name(path.name + ".pre.onnx")
     try:
-        quant_pre_process(str(path), str(prepared))
+        # the batch is the only unknown dimension: no symbolic shape inference (or sympy)
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         # the softmax stays float: 8-bit probabilities would not even sum to 1
         softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
         quantize_static(str(prepared), str(path), Faces(), quant_format=QuantFormat.QOperator,

@@ -41,13 +41,15 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path=None, target: ModuleType | None = None):
         if name != "tensorflow":
             return None
-        remove_quiet_import()
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
         run = spec.loader.exec_module
 
         def exec_quietly(module: ModuleType) -> None:
+            # only now: `importlib.util.find_spec("tensorflow")` (is it installed?) also
+            # asks this finder, and must not use up the silence of the real import
+            remove_quiet_import()
             with stderr_silenced():
                 run(module)
 

@@ -62,3 +62,15 @@ def test_a_failing_import_still_reports_its_error(tmp_path) -> None:
                           text=True, timeout=120)
     assert "after" in done.stderr and "boom" in done.stderr
     assert not any(n in done.stderr for n in TF_NOISE)
+
+
+def test_asking_whether_tensorflow_is_installed_keeps_its_import_quiet() -> None:
+    """`runtimes.missing_runtime` looks TensorFlow up with importlib.util.find_spec before it
+    is imported: the later import must still be silenced."""
+    code = ("from fer_core.tf_quiet import quiet_tensorflow_import; quiet_tensorflow_import(); "
+            "import importlib.util; assert importlib.util.find_spec('tensorflow'); "
+            "import tensorflow")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not any(n in done.stderr for n in TF_NOISE), done.stderr

@@ -1,0 +1,64 @@
+"""`python -m fer_core analyze INPUT --out FILE.csv [--annotated OUT.mp4] [--model M]
+[--every N] [--json]`: emotions of every face in a video, an image, a folder or a zip of
+images (`fer_core.analyze`), one CSV row per face per analysed frame.
+
+MODEL is a run id, `default` or a model file (`fer_core.catalog`); a `.keras` model runs on
+its fastest measured export, as on the Live page (`model_card.fastest_export`). `--json`
+prints the summary as one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="video (mp4, webm, mov, avi, mkv), image, "
+                                                  "folder of images or .zip of images")
+    parser.add_argument("--out", type=Path, required=True, help="the CSV to write")
+    parser.add_argument("--annotated", type=Path,
+                        help="also write the video with boxes and labels (H.264 mp4, no audio)")
+    parser.add_argument("--model", default="default", help="run id, model file or 'default'")
+    parser.add_argument("--every", type=int, default=1,
+                        help="analyse every Nth video frame (default 1: all of them)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object on the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_core import catalog, model_card
+    from fer_core.analyze import analyze_file
+    from fer_core.backends import open_face_model
+    from fer_core.detect import FaceDetector
+
+    if args.every < 1:
+        print("error: --every must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        ref = catalog.resolve(args.model)
+        export = model_card.fastest_export(ref.path)
+        classifier = open_face_model(export.path if export else ref.path)
+        summary = analyze_file(args.input, args.out, classifier, FaceDetector(),
+                               annotated=args.annotated, every=args.every)
+    except (ValueError, OSError) as exc:  # AnalysisError, bad models, disk errors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = summary.to_json()
+    for problem in summary.problems[:10]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        share = ", ".join(f"{e} {v:.0%}" for e, v in out["emotion_share"].items() if v)
+        print(f"{out['frames']} frame(s) analysed in {out['seconds']:.1f} s "
+              f"({out['frames_per_second']:.0f} frames/s): {out['faces']} face(s) in "
+              f"{out['frames_with_faces']} frame(s), {out['distinct_face_ids']} distinct, "
+              f"{out['frames_without_faces']} frame(s) without a face"
+              + (f"; {share}" if share else "")
+              + ("; STOPPED early" if out["stopped"] else ""))
+        print(f"rows: {args.out}" + (f"; annotated video: {args.annotated}"
+                                     if args.annotated else ""))
+    return 0

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import queue
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -115,7 +117,7 @@ def iter_frames(path: str | os.PathLike, *, every: int = 1,
     problems = problems if problems is not None else []
     kind = input_kind(path)
     if kind == VIDEO:
-        yield from _video_frames(path, max(1, every), problems)
+        yield from _prefetched(_video_frames(path, max(1, every), problems))
         return
     if kind == IMAGE:
         named = [(path.name, lambda: read_regular(path, path.name))]
@@ -142,6 +144,48 @@ def iter_frames(path: str | os.PathLike, *, every: int = 1,
     if not decoded:
         raise AnalysisError(f"{path.name}: none of its {len(named)} image(s) could be read "
                             f"({problems[0]})")
+
+
+_DONE = object()
+
+
+def _prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """`frames`, decoded ahead in a thread while the caller analyses (PyAV decodes without
+    the GIL): at most `depth` frames wait, so memory stays flat. An error raised while
+    decoding is raised here, in order; closing this generator stops the decoding."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(exc)
+        finally:
+            frames.close()
+            put(_DONE)
+
+    worker = threading.Thread(target=decode, name="fer-analyze-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _zip_members(path: Path) -> list[tuple[str, Callable[[], bytes]]]:

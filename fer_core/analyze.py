@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from fer_core import uploads
-from fer_core.data.sources import IMAGE_SUFFIXES, read_regular, walk_folder
+from fer_core.data.sources import IMAGE_SUFFIXES, SYSTEM_FOLDERS, read_regular, walk_folder
 from fer_core.detect import FaceDetector
 from fer_core.files import atomic_path
 from fer_core.infer import DEFAULT_RESCAN_EVERY, FaceTracker, decode_image, draw_faces, process_frame
@@ -93,10 +94,16 @@ class Summary:
 def input_kind(path: str | os.PathLike) -> str:
     """VIDEO, IMAGE, FOLDER or ZIP from what the path is; AnalysisError for anything else."""
     path = Path(path)
+    real = path.resolve()
+    if real.parts[1:2] and real.parts[1] in SYSTEM_FOLDERS:
+        raise AnalysisError(f"{path}: a system file or folder (/{real.parts[1]}), not a video "
+                            "or photos")
     if path.is_dir():
         return FOLDER
-    if not path.is_file():
+    if not path.exists():
         raise AnalysisError(f"{path}: no such file or folder")
+    if not path.is_file():
+        raise AnalysisError(f"{path}: not a regular file (a pipe or device holds no video)")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return VIDEO
@@ -278,19 +285,73 @@ def video_rate(path: str | os.PathLike) -> float:
         return float(stream.average_rate or stream.guessed_rate or 30)
 
 
+def frame_count(path: str | os.PathLike, every: int = 1) -> int | None:
+    """How many frames an analysis of `path` will analyse, when the input says (a video's
+    header; a folder's or zip's images); None when it cannot be known before decoding."""
+    path = Path(path)
+    kind = input_kind(path)
+    if kind == IMAGE:
+        return 1
+    if kind == VIDEO:
+        import av
+
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                frames = int(stream.frames or 0)
+                if not frames and stream.duration and stream.time_base:
+                    rate = float(stream.average_rate or 0)
+                    frames = round(float(stream.duration * stream.time_base) * rate)
+        except (av.error.FFmpegError, IndexError, OSError):
+            return None
+        return -(-frames // max(1, every)) if frames else None
+    if kind == FOLDER:
+        return sum(1 for n, _, _ in walk_folder(path, path.name)
+                   if Path(n).suffix.lower() in IMAGE_SUFFIXES) or None
+    return len(_zip_members(path)) or None
+
+
+class _Thumbnails:
+    """Up to `per_face` crops of each face id, `gap_s` apart, as `<id>-<frame>.png`."""
+
+    def __init__(self, folder: Path, per_face: int = 3, gap_s: float = 2.0) -> None:
+        self.folder, self.per_face, self.gap_s = folder, per_face, gap_s
+        self._kept: dict[object, list[float]] = {}
+
+    def offer(self, frame: Frame, faces: list) -> None:
+        for face in faces:
+            key = face.track_id if face.track_id is not None else f"{frame.source}"
+            times = self._kept.setdefault(key, [])
+            if len(times) >= self.per_face or (times and frame.time_s - times[-1] < self.gap_s):
+                continue
+            x, y, w, h = (int(v) for v in face.box)
+            crop = frame.image[max(0, y):y + h, max(0, x):x + w]
+            if crop.size == 0:
+                continue
+            self.folder.mkdir(parents=True, exist_ok=True)
+            side = 96
+            thumb = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+            name = f"{face.track_id if face.track_id is not None else 0}-{frame.index}.png"
+            cv2.imwrite(str(self.folder / name), thumb)
+            times.append(frame.time_s)
+
+
 def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier: FaceModel,
                  detector: FaceDetector, *, annotated: str | os.PathLike | None = None,
                  every: int = 1, rescan_every: int = DEFAULT_RESCAN_EVERY,
+                 thumbnails: str | os.PathLike | None = None,
                  on_frame: Callable[[Frame, Summary], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> Summary:
     """Analyse `path` into `out_csv` (module docstring); AnalysisError when nothing in it can
-    be analysed, in which case no file is left behind."""
+    be analysed, in which case no file is left behind. `thumbnails`: a folder to keep a few
+    crops of each face in (`<face id>-<frame>.png`)."""
     path, out_csv = Path(path), Path(out_csv)
     summary = Summary()
     kind = input_kind(path)
     if annotated is not None and kind != VIDEO:
         raise AnalysisError(f"{path.name}: an annotated video needs a video as input")
     tracker = FaceTracker()
+    keeper = _Thumbnails(Path(thumbnails)) if thumbnails is not None else None
     source = None
     started = time.perf_counter()
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -313,6 +374,8 @@ def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier
                         rescan_every=rescan_every if kind == VIDEO else 1,
                         draw=writer is not None)
                     _record(rows, frame, last_faces, summary)
+                    if keeper is not None:
+                        keeper.offer(frame, last_faces)
                 elif writer is not None:
                     image = draw_faces(frame.image.copy(), last_faces)
                 if writer is not None:
@@ -355,3 +418,26 @@ def _annotated_video(target: str | os.PathLike | None,
             yield writer
         finally:
             writer.close()
+
+
+def smoothed(probs: np.ndarray, weight: float) -> np.ndarray:
+    """The exponential average the Live page applies per face (`weight`: the past's share),
+    over rows in time order."""
+    out = np.array(probs, dtype=np.float64, copy=True)
+    for i in range(1, len(out)):
+        out[i] = weight * out[i - 1] + (1.0 - weight) * out[i]
+    return out
+
+
+def emotion_share_by_face(rows: Any) -> Any:
+    """Share of each face's analysed frames per top emotion: a DataFrame, one row per face id
+    (rows: the CSV as a DataFrame)."""
+    import pandas as pd
+
+    if len(rows) == 0:
+        return pd.DataFrame(columns=["face_id", "frames", *EMOTIONS])
+    counts = pd.crosstab(rows["face_id"], rows["label"]).reindex(columns=list(EMOTIONS),
+                                                                   fill_value=0)
+    share = counts.div(counts.sum(axis=1), axis=0)
+    share.insert(0, "frames", counts.sum(axis=1))
+    return share.reset_index()

@@ -143,6 +143,21 @@ def live_timeline_figure(timeline: Sequence[tuple[float, Sequence[float]]], *,
     return fig
 
 
+def face_timeline_figure(times: Sequence[float], probs: np.ndarray, *,
+                         title: str = "") -> go.Figure:
+    """One face's seven probabilities over a recorded video's time (Analyse page): `times` in
+    seconds, `probs` (N, 7) in time order, already smoothed by the caller."""
+    fig = go.Figure()
+    for i, emotion in enumerate(EMOTIONS):
+        fig.add_scatter(x=list(times), y=np.asarray(probs)[:, i], mode="lines", name=emotion)
+    fig.update_layout(
+        title=title or None, height=260, margin={"l": 0, "r": 0, "t": 30 if title else 10, "b": 0},
+        xaxis={"title": "seconds into the video"},
+        yaxis={"range": [0, 1], "tickformat": ".0%"}, legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
+
 # ---------------------------------------------------------------- Training
 # Curves of a run: loss and accuracy per epoch (history.csv), and the running training
 # numbers inside the epoch in progress (batch events).

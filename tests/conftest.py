@@ -18,16 +18,19 @@ from fer_core.paths import CACHE_ENV, DEFAULT_MODEL_ENV
 from sample_files import csv_bytes
 
 RUNS_ENV = "FER_RUNS_DIR"
+ANALYSES_ENV = "FER_ANALYSES_DIR"  # fer_core.analysis_jobs.ANALYSES_ENV
 FRAME_LOG_ENV = "FER_FRAME_LOG"  # fer_core.infer.FRAME_LOG_ENV (that module loads TensorFlow)
 
 
 @dataclass(frozen=True)
 class FerDirs:
-    """Where `FER_RUNS_DIR` and `FER_CACHE_DIR` point during one test (both folders exist,
-    outside the test's `tmp_path`, so a test can show that nothing was written there)."""
+    """Where `FER_RUNS_DIR`, `FER_CACHE_DIR` and `FER_ANALYSES_DIR` point during one test
+    (the folders exist, outside the test's `tmp_path`, so a test can show that nothing was
+    written there)."""
 
     runs: Path
     cache: Path
+    analyses: Path
     monkeypatch: pytest.MonkeyPatch = field(repr=False)
 
     def default_model(self, path: Path | None = None) -> Path:
@@ -51,11 +54,13 @@ def fer_dirs(tmp_path_factory: pytest.TempPathFactory,
 
     It uses the test's own `monkeypatch`, so a test's `monkeypatch.undo()` undoes it too."""
     base = tmp_path_factory.mktemp("fer")
-    dirs = FerDirs(base / "runs", base / "cache", monkeypatch)
+    dirs = FerDirs(base / "runs", base / "cache", base / "analyses", monkeypatch)
     dirs.runs.mkdir()
     dirs.cache.mkdir()
+    dirs.analyses.mkdir()
     monkeypatch.setenv(RUNS_ENV, str(dirs.runs))
     monkeypatch.setenv(CACHE_ENV, str(dirs.cache))
+    monkeypatch.setenv(ANALYSES_ENV, str(dirs.analyses))
     monkeypatch.delenv("FER2013_CSV", raising=False)
     return dirs
 

@@ -151,6 +151,8 @@ def _zip_bomb(path: Path) -> Path:
     (lambda d: (d / "x.png").write_bytes(b"") or d / "x.png", "none of its 1 image"),
     (lambda d: (d / "x.csv").write_text("a,b") and d / "x.csv", "not a video"),
     (lambda d: d / "missing.mp4", "no such file"),
+    (lambda d: Path("/proc/self/status"), "a system file"),
+    (lambda d: __import__("os").mkfifo(d / "pipe.mp4") or d / "pipe.mp4", "not a regular file"),
     (lambda d: _zip_bomb(d / "bomb.zip"), "zip bomb"),
     (lambda d: (d / "empty").mkdir() or d / "empty", "no image in it"),
 ])

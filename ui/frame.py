@@ -57,6 +57,9 @@ PAGES = (
     AppPage(f"{PAGES_DIR}/4_Live.py", "Live", ":material/videocam:",
             "detect faces on your webcam and classify their expression",
             banner=False),  # never loads the dataset: nothing to show
+    AppPage(f"{PAGES_DIR}/5_Analyse.py", "Analyse", ":material/movie:",
+            "emotions of every face in a recorded video or a folder of photos, as a table",
+            banner=False),
 )
 HOME = PAGES[0]
 

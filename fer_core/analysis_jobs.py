@@ -1,0 +1,212 @@
+"""Analyses as background jobs: one folder per analysis, one child process per running one,
+so a closed browser tab loses nothing and a result can be reopened later.
+
+    folder = start_analysis("talk.mp4", model="default", annotated=True)
+    status = read_status(folder)    # AnalysisStatus: state, frames done, total, ETA, summary
+    stop_analysis(folder)           # the child stops at its next frame, keeping its rows
+
+`<analyses>/<id>/` (`analyses_root()`: `$FER_ANALYSES_DIR`, else `./analyses`):
+- `job.json`: what was asked (`input`, `name`, `model`, `every`, `annotated`, `created`);
+- `input/<name>`: an uploaded input, kept here (a typed path is read where it is);
+- `progress.json`: `{"frames", "total", "seconds", "faces"}`, rewritten at most 4 times a second;
+- `rows.csv`, `annotated.mp4`, `faces/<face id>-<frame>.png` (`fer_core.analyze`);
+- `summary.json`: at the end, `Summary.to_json()` plus `state` (finished, stopped, failed) and
+  `error`; `pid`: the child's pid and start token; `stop`: asks the child to stop; `job.log`.
+A folder without `summary.json` whose child is gone was killed: its state is "failed".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fer_core import runs
+from fer_core.files import atomic_write
+from fer_core.paths import REPO_ROOT
+
+ANALYSES_ENV = "FER_ANALYSES_DIR"
+PROGRESS_EVERY_S = 0.25
+RUNNING, FINISHED, STOPPED, FAILED = "running", "finished", "stopped", "failed"
+
+
+def analyses_root() -> Path:
+    """`$FER_ANALYSES_DIR`, else `./analyses` (not created here)."""
+    env = os.environ.get(ANALYSES_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else Path.cwd().resolve() / "analyses"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, json.dumps(data) + "\n")
+
+
+@dataclass(frozen=True)
+class AnalysisStatus:
+    folder: Path
+    id: str
+    name: str  # the input's file name
+    model: str  # the model spec it runs
+    state: str
+    frames: int  # analysed so far
+    total: int | None  # frames to analyse, when known
+    seconds: float
+    summary: dict[str, Any] | None
+    error: str | None
+    created: str
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.frames / self.total) if self.total else None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (None before a rate is known)."""
+        if not self.total or not self.frames or self.state != RUNNING:
+            return None
+        return max(0.0, (self.total - self.frames) * self.seconds / self.frames)
+
+    @property
+    def label(self) -> str:
+        """Its name in a picker: stable while it runs and after (the state is shown apart)."""
+        return f"{self.name} · {self.created[:19].replace('T', ' ')} UTC"
+
+
+def read_status(folder: str | os.PathLike) -> AnalysisStatus:
+    folder = Path(folder)
+    job = _read_json(folder / "job.json") or {}
+    progress = _read_json(folder / "progress.json") or {}
+    summary = _read_json(folder / "summary.json")
+    if summary is not None:
+        state, error = summary.get("state", FAILED), summary.get("error")
+    else:
+        pid = _read_json(folder / "pid") or {}
+        alive = runs.pid_alive(pid.get("pid"), pid.get("start"))
+        state = RUNNING if alive or not pid else FAILED
+        error = None if state == RUNNING else "the analysis ended without a summary (killed?)"
+    return AnalysisStatus(
+        folder=folder, id=folder.name, name=job.get("name", folder.name),
+        model=job.get("model", "default"), state=state,
+        frames=int(progress.get("frames", 0)), total=progress.get("total"),
+        seconds=float(progress.get("seconds", 0.0)), summary=summary, error=error,
+        created=job.get("created", ""))
+
+
+def list_analyses(root: str | os.PathLike | None = None) -> list[AnalysisStatus]:
+    """Every analysis folder with a job.json, newest first."""
+    root = Path(root) if root else analyses_root()
+    if not root.is_dir():
+        return []
+    found = [read_status(p) for p in root.iterdir() if (p / "job.json").is_file()]
+    return sorted(found, key=lambda s: s.id, reverse=True)
+
+
+def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated: bool = False,
+                 input_path: str | os.PathLike | None = None, data: bytes | None = None,
+                 root: str | os.PathLike | None = None) -> Path:
+    """A folder for an analysis of a typed path (`input_path`) or uploaded bytes (`data`,
+    kept in its `input/`); nothing runs yet."""
+    if (input_path is None) == (data is None):
+        raise ValueError("give the input's path or its bytes, not both")
+    if every < 1:
+        raise ValueError("every must be 1 or more")
+    root = Path(root) if root else analyses_root()
+    stamp = datetime.now(timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).stem)[:40].strip("-.") or "input"
+    folder = root / f"{stamp:%Y%m%d-%H%M%S}-{safe}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{stamp:%Y%m%d-%H%M%S}-{safe}-{n}"
+    folder.mkdir(parents=True)
+    if data is not None:
+        (folder / "input").mkdir()
+        clean = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name) or "input"
+        target = folder / "input" / clean
+        target.write_bytes(data)
+        input_path = target
+    _write_json(folder / "job.json", {
+        "input": str(Path(input_path).resolve()), "name": Path(name).name, "model": model,
+        "every": int(every), "annotated": bool(annotated),
+        "created": stamp.isoformat(timespec="seconds")})
+    return folder
+
+
+def start_analysis(folder: str | os.PathLike) -> subprocess.Popen:
+    """Run the analysis of `folder` in a child process (`python -m fer_core.analysis_jobs`)."""
+    folder = Path(folder)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with open(folder / "job.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "fer_core.analysis_jobs", str(folder)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True, close_fds=True)
+    _write_json(folder / "pid", {"pid": proc.pid, "start": runs.process_start_token(proc.pid)})
+    return proc
+
+
+def stop_analysis(folder: str | os.PathLike) -> None:
+    """Ask a running analysis to stop; it keeps the rows written so far."""
+    atomic_write(Path(folder) / "stop", "")
+
+
+def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
+    """The child's work: analyse the job of `folder` and write its summary (never raises for
+    a bad input or model: the summary says what went wrong)."""
+    from fer_core import catalog, model_card
+    from fer_core.analyze import analyze_file, frame_count
+    from fer_core.backends import open_face_model
+    from fer_core.detect import FaceDetector
+
+    folder = Path(folder)
+    job = _read_json(folder / "job.json") or {}
+    last = [0.0]
+
+    def on_frame(frame, summary) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            _write_json(folder / "progress.json", {
+                "frames": summary.frames, "total": total, "seconds": summary.seconds,
+                "faces": summary.faces})
+
+    try:
+        source = Path(job["input"])
+        total = frame_count(source, every=int(job.get("every", 1)))
+        _write_json(folder / "progress.json", {"frames": 0, "total": total, "seconds": 0.0,
+                                               "faces": 0})
+        ref = catalog.resolve(job.get("model", "default"))
+        export = model_card.fastest_export(ref.path)
+        classifier = open_face_model(export.path if export else ref.path)
+        summary = analyze_file(
+            source, folder / "rows.csv", classifier, FaceDetector(),
+            annotated=folder / "annotated.mp4" if job.get("annotated") else None,
+            every=int(job.get("every", 1)), thumbnails=folder / "faces", on_frame=on_frame,
+            should_stop=lambda: (folder / "stop").exists())
+        out = {**summary.to_json(), "state": STOPPED if summary.stopped else FINISHED,
+               "error": None}
+        _write_json(folder / "progress.json", {"frames": summary.frames, "total": total,
+                                               "seconds": summary.seconds,
+                                               "faces": summary.faces})
+    except (ValueError, OSError, KeyError) as exc:
+        out = {"state": FAILED, "error": str(exc)}
+    _write_json(folder / "summary.json", out)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run_analysis(sys.argv[1]).get("state") != FAILED else 1)

@@ -15,6 +15,8 @@ only on localhost or over HTTPS.
 
 from __future__ import annotations
 
+import time
+
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 import av
 import streamlit as st
@@ -25,12 +27,14 @@ from fer_core.charts import live_timeline_figure
 from fer_core.detect import FaceDetector
 from fer_core.infer import FaceTracker, process_frame
 from fer_core.paths import default_model_path
+from fer_core.recording import Recorder
 from fer_core.stream import StreamMonitor
 from fer_core.uploads import MAX_MODEL_UPLOAD_BYTES
 from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
 from ui.frame import page_setup
 from ui.live_panel import stream_panel
 from ui.live_photo import photo_view
+from ui.live_recording import recording_view
 from ui.live_settings import live_settings
 from ui.runtime_picker import picked_model
 
@@ -51,7 +55,8 @@ def detector_for(
 
 def new_stream() -> dict:
     """This browser session's face tracker and stream monitor, fresh."""
-    return {"tracker": FaceTracker(), "monitor": StreamMonitor(history_s=TIMELINE_S)}
+    return {"tracker": FaceTracker(), "monitor": StreamMonitor(history_s=TIMELINE_S),
+            "recorder": Recorder()}
 
 
 page_setup(__file__)
@@ -118,6 +123,7 @@ with webcam_tab:
     stream = st.session_state.setdefault(STREAM_KEY, new_stream())
     tracker: FaceTracker = stream["tracker"]
     monitor: StreamMonitor = stream["monitor"]
+    recorder: Recorder = stream.setdefault("recorder", Recorder())
 
     async def process_newest(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         # Runs in the webrtc worker thread: fer_core only, never st.*; nothing may escape.
@@ -127,11 +133,12 @@ with webcam_tab:
         dropped = len(frames) - 1 + sum(skipped_before(f) for f in frames)
         try:
             image = frame.to_ndarray(format="bgr24")
-            annotated, _ = process_frame(
+            annotated, faces = process_frame(
                 image, detector, classifier, tracker=tracker, smoothing=smoothing,
                 rescan_every=rescan_every, monitor=monitor, captured_at=frame.time,
                 dropped=dropped,
             )
+            recorder.add(frame.time if frame.time is not None else time.time(), faces)
             return [av.VideoFrame.from_ndarray(annotated, format="bgr24")]  # pts set by webrtc
         except Exception as exc:  # a frame that cannot be converted: pass it through
             monitor.record_error(exc)
@@ -174,6 +181,7 @@ with webcam_tab:
     if st.button("Reset tracking and statistics", key="live_reset"):
         st.session_state[STREAM_KEY] = new_stream()
         st.rerun()
+    recording_view(recorder)
 
 # ---------------------------------------------------------------- photos
 with photo_tab:

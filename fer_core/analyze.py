@@ -387,15 +387,19 @@ def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier
     return summary
 
 
+def csv_row(source: str, frame: int, time_s: float, face: Any) -> list:
+    """One face as a row of COLUMNS (the Analyse CSV and the Live page's recording)."""
+    x, y, w, h = (int(v) for v in face.box)
+    return [source, frame, f"{time_s:.3f}", face.track_id, x, y, w, h, face.label,
+            f"{face.confidence:.4f}", *(f"{p:.4f}" for p in face.probs)]
+
+
 def _record(rows: Any, frame: Frame, faces: list, summary: Summary) -> None:
     summary.frames += 1
     if faces:
         summary.frames_with_faces += 1
     for face in faces:
-        x, y, w, h = (int(v) for v in face.box)
-        rows.writerow([frame.source, frame.index, f"{frame.time_s:.3f}", face.track_id,
-                       x, y, w, h, face.label, f"{face.confidence:.4f}",
-                       *(f"{p:.4f}" for p in face.probs)])
+        rows.writerow(csv_row(frame.source, frame.index, frame.time_s, face))
         summary.faces += 1
         summary.emotion_frames[face.label] += 1
         if face.track_id is not None:

@@ -209,3 +209,27 @@ def test_the_cli_writes_the_csv_and_a_json_summary(clip, tmp_path, capsys, fer_d
             "emotion_share"} <= set(summary)
     assert main(["analyze", str(tmp_path / "nope.mp4"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_the_recorder_is_bounded_and_thread_safe():
+    import threading
+
+    from fer_core.detect import Box
+    from fer_core.infer import FacePrediction
+    from fer_core.recording import Recorder
+
+    face = FacePrediction(Box(1, 2, 3, 4), "happy", 0.9, (0.1,) * 6 + (0.4,), track_id=7)
+    recorder = Recorder(max_rows=1000)
+    recorder.add(0.0, [face])  # not recording: ignored
+    recorder.start()
+    threads = [threading.Thread(target=lambda: [recorder.add(t, [face, face])
+                                                for t in range(100)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert recorder.frames == 400 and len(recorder.rows()) == 800
+    for t in range(201):  # the 201st would pass the bound
+        recorder.add(100.0 + t, [face])
+    assert recorder.full and not recorder.recording and len(recorder.rows()) == 1000
+    assert recorder.csv().splitlines()[0] == ",".join(COLUMNS)

@@ -289,3 +289,30 @@ def test_the_default_model_runs_on_its_fastest_export(env, tiny_model, tiny_expo
     assert any("Keras/TensorFlow: default.onnx failed to load" in c.value
                for c in at.sidebar.caption)
     assert env.calls[-1]["queued_video_frames_callback"]
+
+
+def test_recording_keeps_each_faces_emotions_and_offers_the_table(env):
+    at = _run()
+    at.toggle(key="live_record").set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    callback = _frame_callback(env.calls[-1])
+    for i in range(4):
+        frame = av.VideoFrame.from_ndarray(face_frame(3), format="bgr24")
+        frame.pts, frame.time_base = i * 3000, __import__("fractions").Fraction(1, 90000)
+        callback(frame)
+    callback(av.VideoFrame.from_ndarray(face_frame(0), format="bgr24"))  # no face: no row
+    recorder = at.session_state["live_stream"]["recorder"]
+    assert recorder.recording and recorder.frames == 5 and len(recorder.rows()) == 12
+    at.toggle(key="live_record").set_value(False)
+    at.run()
+    assert not at.exception, at.exception
+    table = recorder.frame()
+    assert list(table.columns[:4]) == ["source", "frame", "time_s", "face_id"]
+    assert set(table["source"]) == {"webcam"} and table["face_id"].nunique() == 3
+    assert sorted(set(table["time_s"])) == pytest.approx([0, 1 / 30, 2 / 30, 3 / 30], abs=1e-3)
+    assert any(d.label == "Download the recording (CSV)" for d in at.get("download_button"))
+    assert len([c for c in at.get("plotly_chart")]) >= 3  # a timeline per face
+    at.toggle(key="live_record").set_value(True)  # a new recording replaces the last
+    at.run()
+    assert recorder.recording and recorder.frames == 0

@@ -62,27 +62,36 @@ def result_view(status: jobs.AnalysisStatus) -> None:
         d2.download_button("Download the annotated video (mp4)", video.read_bytes(),
                            file_name=f"{Path(status.name).stem}-annotated.mp4",
                            mime="video/mp4", key="analysis_video")
+    faces_view(rows, thumbnails=status.folder / "faces", key="analysis", smooth=True)
+
+
+def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth: bool) -> None:
+    """Per face: the share of time in each emotion, and its timeline (with thumbnails when
+    there are any); `smooth`: average each face's probabilities as the Live page does (the
+    Live page's own recording is smoothed already)."""
     if rows.empty:
         st.info("No face was found in any analysed frame.")
         return
     st.subheader("Share of time in each emotion, per face")
     st.dataframe(emotion_share_by_face(rows).style.format(
-        {e: "{:.0%}" for e in EMOTIONS}), hide_index=True, key="analysis_shares")
+        {e: "{:.0%}" for e in EMOTIONS}), hide_index=True, key=f"{key}_shares")
     faces = rows["face_id"].value_counts().index[:MAX_TIMELINES]
     st.subheader("Timelines")
-    st.caption(f"Each face's probabilities, smoothed as on the Live page (weight of the past "
-               f"{DEFAULT_SMOOTHING}). Faces with the most frames first.")
+    st.caption(("Each face's probabilities, smoothed as on the Live page (weight of the past "
+                f"{DEFAULT_SMOOTHING}). " if smooth else "Each face's probabilities. ")
+               + "Faces with the most frames first.")
     for face_id in faces:
         own = rows[rows["face_id"] == face_id].sort_values("time_s")
+        probs = own[list(EMOTIONS)].to_numpy()
         left, right = st.columns([1, 4])
         with left:
-            for thumb in sorted((status.folder / "faces").glob(f"{face_id}-*.png"))[:3]:
+            for thumb in sorted(thumbnails.glob(f"{face_id}-*.png"))[:3] if thumbnails else []:
                 st.image(str(thumb), width=72)
         right.plotly_chart(face_timeline_figure(
-            own["time_s"].to_numpy(), smoothed(own[list(EMOTIONS)].to_numpy(), DEFAULT_SMOOTHING),
-            title=f"face {face_id} · {len(own):,} frames"), key=f"analysis_timeline_{face_id}")
+            own["time_s"].to_numpy(), smoothed(probs, DEFAULT_SMOOTHING) if smooth else probs,
+            title=f"face {face_id} · {len(own):,} frames"), key=f"{key}_timeline_{face_id}")
     with st.expander("The table"):
-        st.dataframe(rows.head(1000), hide_index=True, key="analysis_rows")
+        st.dataframe(rows.head(1000), hide_index=True, key=f"{key}_rows")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

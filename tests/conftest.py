@@ -139,3 +139,15 @@ def finished_run(fer_dirs: FerDirs) -> runs.RunInfo:
     runs.update_status(info.dir, state="finished", epoch=len(rows), elapsed=125.0,
                        started_at=time.time() - 130, finished_at=time.time())
     return runs.get_run(info.dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained `fernet` of width 4 as a `.keras` file: quick to load, for tests of
+    shapes, speed and plumbing (its predictions mean nothing)."""
+    from fer_core.models import create_model
+
+    path = tmp_path_factory.mktemp("tiny-model") / "tiny.keras"
+    create_model("fernet", width=4, convs=1).save(path)
+    return path
+

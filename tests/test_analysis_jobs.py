@@ -13,17 +13,9 @@ from streamlit.testing.v1 import AppTest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import analysis_jobs as jobs
-from fer_core.models import create_model
 from test_analyze import rows_of, write_video
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "5_Analyse.py")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("analysis-model") / "tiny.keras"
-    create_model("fernet", width=4, convs=1).save(path)
-    return path
 
 
 @pytest.fixture

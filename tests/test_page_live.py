@@ -19,16 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 import fer_core  # (CPU flags before TensorFlow loads; fer_core.EMOTIONS below)
 from face_frames import face_frame
-from fer_core.models import create_model
 
 PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "4_Live.py")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("live-model") / "tiny.keras"
-    create_model("fernet", width=4, convs=1).save(path)
-    return path
 
 
 @pytest.fixture

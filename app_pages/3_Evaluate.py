@@ -22,6 +22,7 @@ from fer_core.paths import default_model_path
 from fer_core.text import escape_markdown
 from ui.eval_views import evaluate_or_error, mistakes_gallery, training_overlap_note
 from ui.frame import page_setup
+from ui.model_upload import with_uploaded_model
 from ui.models import loaded_model
 from ui.state import DataError, cached_dataset, load_active_dataset, show_dataset_banner
 
@@ -38,8 +39,11 @@ st.caption("Pick a model and a split: metrics, confusion matrix, mistakes and Gr
 
 # any run with weights, even one still training, newest first; the shipped model last
 # and after each model its exported .onnx/.tflite files
-specs = {ref.spec: ref for ref in catalog.choices(finished_only=False, default_first=False,
-                                                  exports=True)}
+# (a model uploaded in the sidebar first)
+specs = with_uploaded_model(
+    {ref.spec: ref for ref in catalog.choices(finished_only=False, default_first=False,
+                                              exports=True)},
+    key="eval_model_file", select_key="eval_model")
 if not specs:
     st.info("No model to evaluate yet: train one on the Train page (or ship "
             f"`{default_model_path()}`), then come back.")

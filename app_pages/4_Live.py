@@ -29,13 +29,13 @@ from fer_core.infer import FaceTracker, process_frame
 from fer_core.paths import default_model_path
 from fer_core.recording import Recorder
 from fer_core.stream import StreamMonitor
-from fer_core.uploads import MAX_MODEL_UPLOAD_BYTES
 from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
 from ui.frame import page_setup
 from ui.live_panel import stream_panel
 from ui.live_photo import photo_view
 from ui.live_recording import recording_view
 from ui.live_settings import live_settings
+from ui.model_upload import with_uploaded_model
 from ui.runtime_picker import picked_model
 
 TIMELINE_S = 30  # seconds of the main face's history on the timeline
@@ -68,26 +68,9 @@ st.caption(
 
 # ---------------------------------------------------------------- model
 # the shipped model first, then finished runs only (a webcam wants a trained model)
-choices = {ref.spec: ref for ref in catalog.choices(finished_only=True, default_first=True)}
-with st.sidebar:
-    own_model = st.file_uploader(  # its own limit: the server's is for datasets (400 MB)
-        "Your own model (.keras, .onnx, .tflite)", type=["keras", "onnx", "tflite"],
-        key="live_model_file", max_upload_size=MAX_MODEL_UPLOAD_BYTES // 2**20,
-        help=f"A Keras 3 .keras, ONNX or LiteRT file of up to {MAX_MODEL_UPLOAD_BYTES // 2**20} "
-        "MB taking 48x48 grey faces (NHWC, 0..255) and giving 7 emotions. It is checked before "
-        "it runs: .keras loads in safe mode (no code from Lambda layers), .onnx must be "
-        "self-contained with standard operators, and every model is tried on faces with a "
-        "time limit.",
-    )
-if own_model is not None:
-    try:  # untrusted: size, format and safe-mode load are checked before it is kept
-        own = catalog.upload(own_model.getvalue(), own_model.name)
-        choices = {own.spec: own, **choices}
-        if st.session_state.get("live_model_upload_id") != own_model.file_id:
-            st.session_state["live_model_upload_id"] = own_model.file_id
-            st.session_state["live_model"] = own.spec  # a new upload is selected once
-    except (ValueError, OSError) as exc:
-        st.error(f"That model file cannot be used: {exc}")
+choices = with_uploaded_model(
+    {ref.spec: ref for ref in catalog.choices(finished_only=True, default_first=True)},
+    key="live_model_file", select_key="live_model")
 if catalog.DEFAULT not in choices:
     st.warning(
         f"The default model has not been trained yet ({default_model_path()} does not exist). "

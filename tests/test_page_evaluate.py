@@ -89,3 +89,29 @@ def test_no_runs_says_what_to_do(fer_dirs):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "No model to evaluate yet" in at.info[0].value
+
+
+def test_an_uploaded_onnx_model_is_evaluated_like_its_keras_source(env, tmp_path):
+    """A .onnx upload becomes the chosen model; its confusion matrix is its Keras source's,
+    and Grad-CAM says it needs the .keras file."""
+    from fer_core.export import export_file
+
+    first, _, _ = env
+    upload = export_file(first.best_model_path, tmp_path / "mine.onnx")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="eval_model_file").set_value(
+        ("mine.onnx", upload.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception
+    onnx_spec = at.selectbox(key="eval_model").value
+    assert Path(onnx_spec).suffix == ".onnx"
+    ours = _chart_z(at)
+    at.selectbox(key="eval_model").set_value(first.id).run()
+    np.testing.assert_array_equal(ours, _chart_z(at))
+    at.selectbox(key="eval_model").set_value(onnx_spec).run()
+    cm = ours.astype(int)
+    t, p = np.unravel_index(np.argmax(cm), cm.shape)
+    at.selectbox(key="eval_true").set_value(EMOTIONS[t])
+    at.selectbox(key="eval_pred").set_value(EMOTIONS[p]).run()
+    assert not at.exception, at.exception
+    assert any("Grad-CAM is not available" in i.value for i in at.info)

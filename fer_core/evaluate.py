@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fer_core import catalog
-from fer_core.files import atomic_write
+from fer_core.files import atomic_write, file_sha256
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from fer_core.paths import eval_cache_dir
 
@@ -294,15 +293,6 @@ def top_mistakes(result: EvalResult, true_class: int, predicted_class: int,
 # --- cache ----------------------------------------------------------------------------------
 
 
-def file_hash(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (the model's identity in cache keys)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def data_hash(images: np.ndarray, labels: np.ndarray) -> str:
     """SHA-256 over the images' and labels' bytes and shapes."""
     h = hashlib.sha256()
@@ -335,7 +325,7 @@ def eval_folder(ref: catalog.ModelRef) -> Path:
     `<cache>/eval/<model file sha[:16]>/` (the shipped default, a .keras path)."""
     if ref.run_dir is not None:
         return Path(ref.run_dir) / "eval"
-    return eval_cache_dir() / file_hash(ref.path)[:16]
+    return eval_cache_dir() / file_sha256(ref.path)[:16]
 
 
 def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
@@ -395,7 +385,7 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
     """
     ref = spec if isinstance(spec, catalog.ModelRef) else catalog.resolve(spec)
     folder = eval_folder(ref)
-    key = f"{file_hash(ref.path)}:{data_hash(images, labels)}"
+    key = f"{file_sha256(ref.path)}:{data_hash(images, labels)}"
     cached = _read_cache(folder, split, key, len(labels)) or {}
     plain = cached.get("probs")
     flipped = cached.get("probs_flip")

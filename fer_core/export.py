@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
-from fer_core.files import atomic_path
+from fer_core.files import atomic_path, file_sha256
 from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
-from fer_core.model_card import file_sha256
 from fer_core.backends import open_face_model
 from fer_core.runtimes import KERAS, ONNX, TFLITE, format_of
 

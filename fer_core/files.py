@@ -1,4 +1,4 @@
-"""Files written atomically, and the end of a file read cheaply.
+"""Files written atomically, the end of a file read cheaply, and a file's SHA-256.
 
 A reader of a path written here sees the old content or the new, never half of it: the new
 content goes to a hidden temporary file (or folder) beside the target, in the same folder so
@@ -12,10 +12,13 @@ latest write, never tear it).
     with atomic_folder(entry) as tmp:          # a folder of files, replaced as a whole
         np.save(tmp / "images.npy", images)
     tail(run_dir / "job.log", lines=20, max_bytes=16384)
+    file_sha256(model_path)                    # hashed once per file version (size, mtime)
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import secrets
 import shutil
@@ -93,3 +96,22 @@ def tail(path: str | os.PathLike, *, max_bytes: int, lines: int | None = None) -
     # otherwise it is the cut line. Either way it goes.
     found = text.splitlines()[1:] if start else text.splitlines()
     return found[-lines:] if lines else found
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (a model's identity in cache keys and on export cards),
+    computed once per file version: a file rewritten in place (new size or mtime) is hashed
+    again."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # only part of the cache key
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+

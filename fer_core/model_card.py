@@ -16,15 +16,13 @@ the `.keras` file itself. TensorFlow-free.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fer_core.files import atomic_write
+from fer_core.files import atomic_write, file_sha256
 from fer_core.runtimes import FORMATS, KERAS, RUNTIME_NAMES, missing_runtime
 
 CARD_SUFFIX = ".card.json"
@@ -51,22 +49,6 @@ def read_card(model_path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return card if isinstance(card, dict) and card.get("version") == CARD_VERSION else None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    path = Path(path)
-    stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    del size, mtime_ns  # only part of the cache key: a rewritten file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core.files import file_sha256
 from fer_core.__main__ import main
 from fer_core.config import TrainConfig
 from fer_core.models import load_model
@@ -94,7 +95,7 @@ def test_onnx_and_tflite_exports_round_trip_with_a_measured_card(tiny, tmp_path,
     assert "PublicTest accuracy" in out and "ms for one face" in out
     card = model_card.read_card(target)
     assert (card["format"], card["int8"], card["classes"]) == (fmt, int8, list(EMOTIONS))
-    assert card["source"]["sha256"] == model_card.file_sha256(info.best_model_path)
+    assert card["source"]["sha256"] == file_sha256(info.best_model_path)
     assert card["input"]["shape"] == [None, 48, 48, 1] and card["input"]["layout"] == "NHWC"
     assert card["calibration"] == ({"split": "Training", "faces": pytest.approx(500, abs=10)}
                                    if int8 else None)

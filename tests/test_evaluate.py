@@ -11,6 +11,7 @@ import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import evaluate as ev
+from fer_core.files import file_sha256
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from tiny_run import demo
 
@@ -216,7 +217,7 @@ def test_non_run_model_caches_under_cache_dir(fer_dirs, tmp_path):
     path = tmp_path / "copy.keras"
     path.write_bytes(model_file().read_bytes())
     res = ev.evaluate_cached(str(path), images, labels, split="PublicTest")
-    entry = fer_dirs.cache / "eval" / ev.file_hash(path)[:16] / "PublicTest.json"
+    entry = fer_dirs.cache / "eval" / file_sha256(path)[:16] / "PublicTest.json"
     assert entry.is_file()
     assert json.loads(entry.read_text())["metrics"]["accuracy"] == pytest.approx(res.accuracy)
     with pytest.raises(ValueError, match="unknown model"):

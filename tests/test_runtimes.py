@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
+from fer_core.files import file_sha256
 from fer_core import backends, catalog, model_card, runtimes
 from fer_core.export import export_file
 from fer_core.infer import Classifier
@@ -176,7 +177,7 @@ def _card(path: Path, source: Path, *, accuracy=0.68, source_accuracy=0.68, ms=1
           source_ms=3.0, sha=None) -> None:
     model_card.write_card(path, {
         "format": runtimes.format_of(path), "int8": ".int8." in path.name,
-        "source": {"path": str(source), "sha256": sha or model_card.file_sha256(source)},
+        "source": {"path": str(source), "sha256": sha or file_sha256(source)},
         "publictest": {"accuracy": accuracy, "source_accuracy": source_accuracy,
                        "top_label_agreement": 0.99},
         "speed": {"ms_single": ms, "source_ms_single": source_ms},

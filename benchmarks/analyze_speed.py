@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    ref = catalog.resolve("default")
-    export = model_card.fastest_export(ref.path)
-    path = export.path if export else ref.path
+    path = model_card.runtime_file(catalog.resolve("default").path)
     classifier = open_face_model(path)
     print(f"model: {path.name}; {args.frames} frames of 640x480 H.264 at 30 fps; "
           f"median of {args.runs} runs" + ("; annotated video written" if args.annotated else ""))

@@ -41,7 +41,7 @@ from fer_core.infer import (  # noqa: E402
     process_frame,
 )
 from fer_core.backends import open_face_model  # noqa: E402
-from fer_core.model_card import fastest_export  # noqa: E402
+from fer_core.model_card import runtime_file  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.runtimes import FaceModel  # noqa: E402
 
@@ -58,9 +58,8 @@ def load_classifier(spec: str, runtime: str = "auto") -> tuple[FaceModel, str]:
             raise SystemExit(f"error: {exc}") from exc
         print(f"note: {exc}; timing an untrained {FALLBACK_MODEL!r} instead", file=sys.stderr)
         return Classifier(create_model(FALLBACK_MODEL)), f"{FALLBACK_MODEL} (untrained)"
-    export = fastest_export(path) if runtime == "auto" and path.suffix == ".keras" else None
-    if export is not None:
-        return open_face_model(export.path), f"{export.path} ({export.label})"
+    if runtime == "auto":
+        path = runtime_file(path)
     return open_face_model(path), str(path)
 
 

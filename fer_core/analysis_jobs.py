@@ -17,7 +17,6 @@ A folder without `summary.json` whose child is gone was killed: its state is "fa
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -44,15 +43,12 @@ def analyses_root() -> Path:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """`runs.read_json`, None for a missing, half-written or foreign file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = runs.read_json(path)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, json.dumps(data) + "\n")
 
 
 @dataclass(frozen=True)
@@ -139,7 +135,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
         target = folder / "input" / clean
         target.write_bytes(data)
         input_path = target
-    _write_json(folder / "job.json", {
+    runs.write_json(folder / "job.json", {
         "input": str(Path(input_path).resolve()), "name": Path(name).name, "model": model,
         "every": int(every), "annotated": bool(annotated),
         "created": stamp.isoformat(timespec="seconds")})
@@ -155,7 +151,7 @@ def start_analysis(folder: str | os.PathLike) -> subprocess.Popen:
         proc = subprocess.Popen([sys.executable, "-m", "fer_core.analysis_jobs", str(folder)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True, close_fds=True)
-    _write_json(folder / "pid", {"pid": proc.pid, "start": runs.process_start_token(proc.pid)})
+    runs.write_json(folder / "pid", {"pid": proc.pid, "start": runs.process_start_token(proc.pid)})
     return proc
 
 
@@ -168,30 +164,31 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
     """The child's work: analyse the job of `folder` and write its summary (never raises for
     a bad input or model: the summary says what went wrong)."""
     from fer_core import catalog, model_card
-    from fer_core.analyze import analyze_file, frame_count
+    from fer_core.analyze import Summary, analyze_file, frame_count
     from fer_core.backends import open_face_model
     from fer_core.detect import FaceDetector
 
     folder = Path(folder)
     job = _read_json(folder / "job.json") or {}
+    total: int | None = None
     last = [0.0]
 
-    def on_frame(frame, summary) -> None:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S:
-            last[0] = now
-            _write_json(folder / "progress.json", {
-                "frames": summary.frames, "total": total, "seconds": summary.seconds,
-                "faces": summary.faces})
+    def report(summary: Summary) -> None:
+        runs.write_json(folder / "progress.json", {
+            "frames": summary.frames, "total": total, "seconds": summary.seconds,
+            "faces": summary.faces})
+
+    def on_frame(frame, summary: Summary) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            report(summary)
 
     try:
         source = Path(job["input"])
         total = frame_count(source, every=int(job.get("every", 1)))
-        _write_json(folder / "progress.json", {"frames": 0, "total": total, "seconds": 0.0,
-                                               "faces": 0})
-        ref = catalog.resolve(job.get("model", "default"))
-        export = model_card.fastest_export(ref.path)
-        classifier = open_face_model(export.path if export else ref.path)
+        report(Summary())
+        classifier = open_face_model(model_card.runtime_file(
+            catalog.resolve(job.get("model", "default")).path))
         summary = analyze_file(
             source, folder / "rows.csv", classifier, FaceDetector(),
             annotated=folder / "annotated.mp4" if job.get("annotated") else None,
@@ -199,12 +196,10 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
             should_stop=lambda: (folder / "stop").exists())
         out = {**summary.to_json(), "state": STOPPED if summary.stopped else FINISHED,
                "error": None}
-        _write_json(folder / "progress.json", {"frames": summary.frames, "total": total,
-                                               "seconds": summary.seconds,
-                                               "faces": summary.faces})
+        report(summary)
     except (ValueError, OSError, KeyError) as exc:
         out = {"state": FAILED, "error": str(exc)}
-    _write_json(folder / "summary.json", out)
+    runs.write_json(folder / "summary.json", out)
     return out
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core import runs
-from fer_core.model_card import read_card
+from fer_core.model_card import carded_files
 from fer_core.paths import default_model_path
 from fer_core.runtimes import FORMATS
 
@@ -112,17 +112,11 @@ def choices(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = 
 def exports_beside(ref: ModelRef) -> list[ModelRef]:
     """The exported files with a card beside a `.keras` model (`best.int8.onnx` beside
     `best.keras`), as choices of their own."""
-    if ref.path.suffix != ".keras":
-        return []
-    found = []
-    for path in sorted(ref.path.parent.glob(f"{ref.path.stem}.*")):
-        if path.suffix.lower() in FORMATS and path.suffix != ".keras" and read_card(path):
-            found.append(ModelRef(
-                spec=str(path.resolve()), label=f"{ref.label} · {path.name}", path=path.resolve(),
-                state=FILE, run_id=ref.run_id, run_dir=ref.run_dir,
-                architecture=ref.architecture, trained_on=ref.trained_on,
-                dropped_test_overlap=ref.dropped_test_overlap))
-    return found
+    return [ModelRef(spec=str(path.resolve()), label=f"{ref.label} · {path.name}",
+                     path=path.resolve(), state=FILE, run_id=ref.run_id, run_dir=ref.run_dir,
+                     architecture=ref.architecture, trained_on=ref.trained_on,
+                     dropped_test_overlap=ref.dropped_test_overlap)
+            for path, _, _ in carded_files(ref.path)]
 
 
 def upload(data: bytes, name: str) -> ModelRef:

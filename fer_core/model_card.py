@@ -74,17 +74,27 @@ class Export:
         return self.source_ms_single / self.ms_single if self.ms_single else 0.0
 
 
-def exports_of(keras_path: str | os.PathLike) -> list[Export]:
-    """Exports beside `keras_path` made from this very file, runnable here, accurate enough
-    (module docstring); fastest for one face first."""
+def carded_files(keras_path: str | os.PathLike) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(path, format, card) of every `.onnx`/`.tflite` file with a card beside a `.keras`
+    model (`best.int8.onnx` beside `best.keras`), whatever the card says."""
     keras_path = Path(keras_path)
-    if not keras_path.is_file():
+    if keras_path.suffix != ".keras" or not keras_path.is_file():
         return []
     found = []
     for path in sorted(keras_path.parent.glob(f"{keras_path.stem}.*")):
         fmt = FORMATS.get(path.suffix.lower())
         card = read_card(path) if fmt not in (None, KERAS) else None
-        if card is None or missing_runtime(fmt) is not None:
+        if card is not None:
+            found.append((path, fmt, card))
+    return found
+
+
+def exports_of(keras_path: str | os.PathLike) -> list[Export]:
+    """Exports beside `keras_path` made from this very file, runnable here, accurate enough
+    (module docstring); fastest for one face first."""
+    found = []
+    for path, fmt, card in carded_files(keras_path):
+        if missing_runtime(fmt) is not None:
             continue
         try:
             if card["source"]["sha256"] != file_sha256(keras_path):
@@ -110,3 +120,10 @@ def fastest_export(keras_path: str | os.PathLike) -> Export | None:
     """The export to run instead of `keras_path`, or None to run the Keras model."""
     found = [e for e in exports_of(keras_path) if e.ms_single < e.source_ms_single]
     return found[0] if found else None
+
+
+def runtime_file(model_path: str | os.PathLike) -> Path:
+    """The file that runs a model: its fastest export, else the file itself (the Live page's
+    Automatic runtime; `analyze` and the benchmarks use it too)."""
+    export = fastest_export(model_path)
+    return export.path if export is not None else Path(model_path)

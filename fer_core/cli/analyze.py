@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --every must be 1 or more", file=sys.stderr)
         return 2
     try:
-        ref = catalog.resolve(args.model)
-        export = model_card.fastest_export(ref.path)
-        classifier = open_face_model(export.path if export else ref.path)
+        classifier = open_face_model(model_card.runtime_file(catalog.resolve(args.model).path))
         summary = analyze_file(args.input, args.out, classifier, FaceDetector(),
                                annotated=args.annotated, every=args.every)
     except (ValueError, OSError) as exc:  # AnalysisError, bad models, disk errors

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.labels import IMG_SIZE, NUM_CLASSES
+from fer_core.labels import NUM_CLASSES
 from fer_core.runtimes import (KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel, as_batch,
-                               format_of, inference_threads, missing_runtime, warm_up)
+                               check_signature, format_of, inference_threads, missing_runtime,
+                               warm_up)
 
 
 class OnnxFaceModel:
@@ -42,13 +43,7 @@ class OnnxFaceModel:
         self.name = name
         self.threads = options.intra_op_num_threads
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a FER model has one of each")
-        shape = list(inputs[0].shape)
-        if len(shape) != 4 or shape[1:] != [IMG_SIZE, IMG_SIZE, 1]:
-            raise ValueError(f"model {name!r} takes input of shape {shape}; a FER model takes "
-                             f"(N, {IMG_SIZE}, {IMG_SIZE}, 1) grey faces")
+        check_signature(name, len(inputs), len(outputs), list(inputs[0].shape) if inputs else [])
         self._input = inputs[0].name
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
@@ -96,13 +91,8 @@ class LiteRTFaceModel:
         self.name = name
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"model {name!r} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a FER model has one of each")
-        shape = [int(v) for v in inputs[0]["shape"]]
-        if len(shape) != 4 or shape[1:] != [IMG_SIZE, IMG_SIZE, 1]:
-            raise ValueError(f"model {name!r} takes input of shape {shape}; a FER model takes "
-                             f"(N, {IMG_SIZE}, {IMG_SIZE}, 1) grey faces")
+        check_signature(name, len(inputs), len(outputs),
+                        [int(v) for v in inputs[0]["shape"]] if inputs else [])
         if inputs[0]["dtype"] != np.float32:
             raise ValueError(f"model {name!r} takes {np.dtype(inputs[0]['dtype']).name} input; "
                              "export it with float32 input and output (int8 inside is fine)")

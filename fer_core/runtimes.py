@@ -91,6 +91,17 @@ def as_batch(faces: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(faces, dtype=np.float32)
 
 
+def check_signature(name: str, n_inputs: int, n_outputs: int, input_shape: list) -> None:
+    """ValueError unless a model file has one input of shape (N, 48, 48, 1) and one output
+    (what ONNX Runtime and LiteRT report before anything runs)."""
+    if n_inputs != 1 or n_outputs != 1:
+        raise ValueError(f"model {name!r} has {n_inputs} inputs and {n_outputs} outputs; a FER "
+                         "model has one of each")
+    if len(input_shape) != 4 or list(input_shape[1:]) != [IMG_SIZE, IMG_SIZE, 1]:
+        raise ValueError(f"model {name!r} takes input of shape {input_shape}; a FER model takes "
+                         f"(N, {IMG_SIZE}, {IMG_SIZE}, 1) grey faces")
+
+
 def check_output(probs: np.ndarray, name: str, n: int, atol: float = 1e-3) -> None:
     """ValueError unless `probs` holds seven probabilities per face for `n` faces (rows
     summing to 1 within `atol`)."""

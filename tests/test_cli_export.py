@@ -67,6 +67,10 @@ def test_export_options_equal_to_the_defaults_are_left_out():
 @pytest.mark.parametrize("args, problem", [
     (["no-such-run"], "no-such-run"),
     (["{run}", "--to", "{tmp}/model.h5"], ".keras"),
+    (["{run}", "--format", "keras", "--int8", "--to", "{tmp}/m.keras"], "--int8 applies"),
+    (["{run}", "--format", "tflite", "--to", "{tmp}/m.onnx"], "does not end in"),
+    (["{run}", "--weights", "mean", "--format", "onnx"], "mean writes a .keras"),
+    (["{tmp}/missing.onnx", "--format", "onnx"], "does not exist"),
 ])
 def test_bad_exports_exit_2_and_say_why(tiny, tmp_path, capsys, args, problem):
     info, root = tiny
@@ -120,16 +124,3 @@ def test_without_to_an_export_goes_beside_its_source(tiny, capsys):
     assert (info.best_model_path.parent / "best.onnx").is_file()
     assert (info.best_model_path.parent / "best.onnx.card.json").is_file()
 
-
-@pytest.mark.parametrize("args, problem", [
-    (["{run}", "--format", "keras", "--int8", "--to", "{tmp}/m.keras"], "--int8 applies"),
-    (["{run}", "--format", "tflite", "--to", "{tmp}/m.onnx"], "does not end in"),
-    (["{run}", "--weights", "mean", "--format", "onnx"], "mean writes a .keras"),
-    (["{tmp}/missing.onnx", "--format", "onnx"], "does not exist"),
-])
-def test_bad_portable_exports_exit_2_and_say_why(tiny, tmp_path, capsys, args, problem):
-    info, root = tiny
-    args = [a.format(run=info.id, tmp=tmp_path) for a in args]
-    assert main(["export", *args, "--runs-dir", str(root)]) == 2
-    assert problem in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())

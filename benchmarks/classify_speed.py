@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer_core.models.cost import model_cost
 
     ref = catalog.resolve(args.model)
-    data = args.data or ref.trained_on or _shipped_data(ref)
+    data = args.data or ref.trained_on
     test_x, test_y, train_x, train_y = load_faces(data)
     flops = model_cost(load_model(ref.path)).flops
     rng = np.random.default_rng(0)
@@ -140,14 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
     return 0
-
-
-def _shipped_data(ref) -> str | None:
-    try:
-        return json.loads(ref.path.with_name(f"{ref.path.stem}.config.json").read_text()) \
-            .get("data")
-    except (OSError, ValueError):
-        return None
 
 
 def measure(path: Path, pool: np.ndarray, test_x, test_y, flops: int, repeats: int) -> dict:

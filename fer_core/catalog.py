@@ -135,11 +135,22 @@ def upload(data: bytes, name: str) -> ModelRef:
                     state=UPLOADED)
 
 
+def config_path_for(model_path: Path) -> Path:
+    """`models/default.keras` -> `models/default.config.json`: the TrainConfig an exported
+    `.keras` file was made with (`python -m fer_core export` writes it)."""
+    return model_path.with_name(f"{model_path.stem}.config.json")
+
+
 def _default() -> ModelRef:
     path = default_model_path()
     if not path.is_file():
         raise ModelSpecError(f"no default model shipped yet: {path} does not exist")
-    return ModelRef(spec=DEFAULT, label="default (the shipped model)", path=path, state=SHIPPED)
+    try:  # the dataset it was trained on, as its exported config records it
+        trained_on = runs.read_json(config_path_for(path)).get("data")
+    except (OSError, ValueError, AttributeError):
+        trained_on = None
+    return ModelRef(spec=DEFAULT, label="default (the shipped model)", path=path, state=SHIPPED,
+                    trained_on=trained_on)
 
 
 def _file(path: Path) -> ModelRef:

@@ -73,7 +73,8 @@ def overlap_note(overlap: int, faces: int, split: str, *, run_dropped: bool | No
 
 def demo_set_note(trained_on: str | None) -> str:
     """What an accuracy measured on the synthetic demo set means, for a model trained on
-    `trained_on` (a run's `data`; None when unknown, as for the shipped model)."""
+    `trained_on` (a run's `data`, or what the shipped model's config records; None when
+    unknown)."""
     if trained_on == DEMO:
         return ("Measured on the synthetic demo set, which this run was trained on too: "
                 "generated cartoon faces whose expression is drawn to show the class. The score "

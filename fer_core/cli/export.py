@@ -46,11 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, help="runs folder (default $FER_RUNS_DIR or ./runs)")
 
 
-def config_path_for(model_path: Path) -> Path:
-    """`models/default.keras` -> `models/default.config.json`."""
-    return model_path.with_name(f"{model_path.stem}.config.json")
-
-
 def _target(args: argparse.Namespace, ref: catalog.ModelRef) -> tuple[Path, str]:
     fmt = args.format or (format_of(args.to) if args.to else KERAS)
     if args.to is not None and format_of(args.to) != fmt:
@@ -69,19 +64,6 @@ def _target(args: argparse.Namespace, ref: catalog.ModelRef) -> tuple[Path, str]
     from fer_core.export import default_target
 
     return default_target(ref.path, fmt, args.int8), fmt
-
-
-def _data_source(args: argparse.Namespace, ref: catalog.ModelRef) -> str | None:
-    if args.data:
-        return args.data
-    if ref.trained_on:
-        return ref.trained_on
-    if ref.state == catalog.SHIPPED:
-        try:
-            return json.loads(config_path_for(ref.path).read_text(encoding="utf-8")).get("data")
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 def _load_splits(source: str | None, int8: bool):
@@ -138,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if fmt == KERAS and info is not None and info.config is None:
             raise runs.RunError(f"run {info.id} has no readable config.json to export "
                                 f"({info.problem})")
-        test_x, test_y, train_x, train_y = _load_splits(_data_source(args, ref), args.int8)
+        test_x, test_y, train_x, train_y = _load_splits(args.data or ref.trained_on, args.int8)
         calibration = calibration_faces(train_x, train_y) if args.int8 else None
         if fmt == KERAS and args.weights == "mean":
             from fer_core.models import export_model
@@ -153,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             defaults = {m.name: m.defaults for m in list_models()}.get(info.config.model, {})
             config = info.config.replace(
                 model_kwargs=changed_options(info.config.model_kwargs, defaults))
-            runs.write_json(config_path_for(target), config.to_dict())
+            runs.write_json(catalog.config_path_for(target), config.to_dict())
         card = measure_export(ref.path, target, test_x, test_y, int8=args.int8,
                               calibration_count=0 if calibration is None else len(calibration),
                               source_spec=ref.spec, run_id=ref.run_id)

@@ -222,7 +222,7 @@ def _video_frames(path: Path, every: int, problems: list[str]) -> Iterator[Frame
             raise AnalysisError(f"{path.name}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        rate = _stream_rate(stream)
         index = -1
         try:  # packet by packet: what decoded before a damaged or missing packet is kept
             for packet in container.demux(stream):
@@ -281,8 +281,12 @@ def video_rate(path: str | os.PathLike) -> float:
     import av
 
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        return float(stream.average_rate or stream.guessed_rate or 30)
+        return _stream_rate(container.streams.video[0])
+
+
+def _stream_rate(stream: Any) -> float:
+    """A PyAV video stream's frames per second: its average, else FFmpeg's guess, else 30."""
+    return float(stream.average_rate or stream.guessed_rate or 30)
 
 
 def frame_count(path: str | os.PathLike, every: int = 1) -> int | None:

@@ -1,4 +1,4 @@
-"""Command line: `python -m fer_core {inspect,train,runs,evaluate,export,analyze,cpu} ...`.
+"""Command line: `python -m fer_core {inspect,train,sweep,runs,evaluate,export,analyze,cpu} ...`.
 
 Each sub-command lives in `fer_core/cli/<name>.py` with `add_arguments(parser)` and
 `run(args) -> int`; this module only wires them into one argparse program.
@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "train": "train a model into a new run folder (or resume one)",
     "runs": "list the runs in the runs folder",
     "evaluate": "metrics and confusion matrix of a run or model on a split",
+    "sweep": "search hyperparameters: an Optuna study whose trials are runs (one or many "
+             "machines)",
     "export": "write a model as .keras, .onnx or .tflite (float or int8) with a measured card",
     "analyze": "emotions of every face in a video, image, folder or zip of images, as a CSV",
     "cpu": "whether TensorFlow's oneDNN kernels are on here and why; --probe measures it",

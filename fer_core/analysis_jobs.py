@@ -29,7 +29,7 @@ from typing import Any
 
 from fer_core import runs
 from fer_core.files import atomic_write
-from fer_core.paths import REPO_ROOT
+from fer_core.processes import spawn_python
 
 ANALYSES_ENV = "FER_ANALYSES_DIR"
 PROGRESS_EVERY_S = 0.25
@@ -145,12 +145,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
 def start_analysis(folder: str | os.PathLike) -> subprocess.Popen:
     """Run the analysis of `folder` in a child process (`python -m fer_core.analysis_jobs`)."""
     folder = Path(folder)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    with open(folder / "job.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "fer_core.analysis_jobs", str(folder)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True, close_fds=True)
+    proc = spawn_python(["-m", "fer_core.analysis_jobs", str(folder)], log=folder / "job.log")
     runs.write_json(folder / "pid", {"pid": proc.pid, "start": runs.process_start_token(proc.pid)})
     return proc
 

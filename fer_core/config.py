@@ -19,6 +19,7 @@ from typing import Any
 from fer_core.params import (
     ConfigError,
     Param,
+    Search,
     When,
     check,
     check_fields,
@@ -45,13 +46,15 @@ MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeding take 32-bit seeds
 MODEL_OPTIONS: dict[str, Param] = {
     "width": Param("int", "filters of the first block; later blocks scale with it (cost "
                    "grows about with its square)", label="width (filters)", low=1, high=512,
-                   step=1),
+                   step=1, search=Search(16, 48, step=8)),
     "dropout": Param("float", "dropout rate before the classifier", label="dropout", low=0.0,
-                     high=1.0, high_open=True, step=0.05, fmt="%.2f"),
+                     high=1.0, high_open=True, step=0.05, fmt="%.2f",
+                     search=Search(0.1, 0.6)),
     "l2": Param("float", "L2 factor of the conv kernels (0 = off)", label="L2 weight penalty",
-                low=0.0, high=1.0, step=0.001, fmt="%.4f"),
+                low=0.0, high=1.0, step=0.001, fmt="%.4f",
+                search=Search(1e-5, 1e-2, log=True, on=False)),
     "convs": Param("int", "convolutions per stage", label="convs per block", low=1, high=6,
-                   step=1),
+                   step=1, search=Search(choices=(1, 2, 3), on=False)),
 }
 
 # Each augmentation does something only while augmentation is on (config.augment not None).
@@ -65,20 +68,24 @@ class AugmentConfig:
     transform off. Applied by `fer_core.pipeline`."""
 
     flip: bool = param(True, "mirror left-right with probability 0.5", label="Horizontal flip",
-                       active=_AUGMENTING)
+                       active=_AUGMENTING, search=Search(choices=(True, False), on=False))
     shift: float = param(0.1, "max translation, fraction of the image side", low=0.0, high=0.5,
-                         step=0.05, label="Shift (fraction)", active=_AUGMENTING)
+                         step=0.05, label="Shift (fraction)", active=_AUGMENTING,
+                         search=Search(0.0, 0.2))
     rotation: float = param(10.0, "max rotation, degrees either way", low=0.0, high=180.0,
-                            step=5.0, label="Rotation (°)", active=_AUGMENTING)
+                            step=5.0, label="Rotation (°)", active=_AUGMENTING,
+                            search=Search(0.0, 20.0))
     zoom: float = param(0.1, "max scale change, fraction either way", low=0.0, high=0.9,
-                        step=0.05, label="Zoom (fraction)", active=_AUGMENTING)
+                        step=0.05, label="Zoom (fraction)", active=_AUGMENTING,
+                        search=Search(0.0, 0.2))
     brightness: float = param(0.1, "max brightness offset, fraction of full range either way",
-                              low=0.0, high=1.0, step=0.05, active=_AUGMENTING)
+                              low=0.0, high=1.0, step=0.05, active=_AUGMENTING,
+                              search=Search(0.0, 0.3, on=False))
     contrast: float = param(0.2, "max contrast change, fraction either way", low=0.0, high=1.0,
-                            step=0.05, active=_AUGMENTING)
+                            step=0.05, active=_AUGMENTING, search=Search(0.0, 0.4, on=False))
     erasing: float = param(0.0, "probability of erasing one random rectangle (random erasing)",
                            low=0.0, high=1.0, step=0.05, label="Random erasing (probability)",
-                           active=_AUGMENTING)
+                           active=_AUGMENTING, search=Search(0.0, 0.5))
 
     def __post_init__(self) -> None:
         try:
@@ -129,21 +136,25 @@ class TrainConfig:
                                 label="Validation fraction",
                                 active=When("val_source", "validation uses the PublicTest split",
                                             among=("fraction",)))
-    epochs: int = param(30, "passes over the training set", low=1, step=1)
+    epochs: int = param(30, "passes over the training set", low=1, step=1,
+                        search=Search(5, 60, step=5, on=False))
     batch_size: int = param(64, "images per optimizer step (global, across all devices)", low=1,
-                            step=16)
+                            step=16, search=Search(choices=(32, 64, 128), on=False))
     optimizer: str = param("adam", "adam | sgd (with Nesterov momentum) | adamw",
-                           choices=OPTIMIZERS)
+                           choices=OPTIMIZERS, search=Search(choices=OPTIMIZERS, on=False))
     learning_rate: float = param(1e-3, "initial (peak, for cosine) learning rate", low=0.0,
-                                 low_open=True, step=1e-4, fmt="%.2e")
+                                 low_open=True, step=1e-4, fmt="%.2e",
+                                 search=Search(factor=4.0, log=True))
     momentum: float = param(0.9, "SGD momentum (Nesterov); ignored by adam/adamw", low=0.0,
                             high=1.0, high_open=True, step=0.01,
                             active=When("optimizer", "momentum is used by SGD only",
-                                        among=("sgd",)))
+                                        among=("sgd",)),
+                            search=Search(0.8, 0.95, on=False))
     weight_decay: float = param(0.0, "decoupled weight decay (adamw; also applied by adam/sgd "
-                                "if > 0)", low=0.0, step=1e-4, fmt="%.2e")
+                                "if > 0)", low=0.0, step=1e-4, fmt="%.2e",
+                                search=Search(1e-5, 2e-3, log=True))
     schedule: str = param("plateau", "learning-rate schedule: plateau | cosine | none",
-                          choices=SCHEDULES)
+                          choices=SCHEDULES, search=Search(choices=SCHEDULES, on=False))
     plateau_factor: float = param(0.5, "plateau: multiply the LR by this when the monitor stalls",
                                   low=0.0, high=1.0, low_open=True, high_open=True, step=0.05,
                                   active=_PLATEAU)
@@ -156,24 +167,33 @@ class TrainConfig:
     warmup_epochs: int = param(0, "cosine: epochs of linear warm-up from ~0 to learning_rate",
                                low=0, step=1, label="Cosine warm-up epochs",
                                active=When("schedule", "warm-up is part of the cosine schedule "
-                                           "only", among=("cosine",)))
+                                           "only", among=("cosine",)),
+                               search=Search(0, 3, on=False))
     early_stop_monitor: str = param("val_accuracy", "metric for early stopping, best weights, "
                                     "plateau", choices=MONITORS, label="Monitor")
     early_stop_patience: int = param(10, "epochs without improvement before stopping; 0 = off",
                                      low=0, step=1, label="Early-stopping patience")
     label_smoothing: float = param(0.0, "label smoothing of the cross-entropy, 0 <= x < 1",
-                                   low=0.0, high=1.0, high_open=True, step=0.05)
+                                   low=0.0, high=1.0, high_open=True, step=0.05,
+                                   search=Search(0.0, 0.2))
     augment: dict | None = param({}, "AugmentConfig options ({} = its defaults, null = no "
                                  "augment)", nullable=True, items=AUGMENT_PARAMS, closed=True)
     mixup_alpha: float = param(0.0, "mixup Beta(alpha, alpha) strength; 0 = off", low=0.0,
-                               step=0.1)
+                               step=0.1, search=Search(0.0, 0.4))
     class_weights: bool = param(False, "weight the loss by inverse class frequency (helps "
-                                "'disgust')")
+                                "'disgust')", search=Search(choices=(False, True), on=False))
     drop_test_overlap: bool = param(False, "leave out Training faces that also appear, exactly "
                                     "or nearly, in PublicTest or PrivateTest (a leak)",
                                     label="Drop Training faces found in test splits")
     seed: int = param(0, "seed for shuffling, augmentation, the validation split and weights",
                       low=0, high=MAX_SEED, step=1)
+    sweep: dict | None = param(None, "the sweep this run is a trial of ({study, trial}; written "
+                               "by `python -m fer_core sweep`, null for a run trained by hand)",
+                               nullable=True, closed=True,
+                               items={"study": Param("str", "Optuna study name", required=True,
+                                                     max_len=200),
+                                      "trial": Param("int", "trial number in the study",
+                                                     low=0)})
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,17 +26,12 @@ from typing import Any
 from fer_core import runs
 from fer_core.config import TrainConfig
 from fer_core.files import tail
-from fer_core.paths import REPO_ROOT
+from fer_core.processes import LOCK_FD_ENV, reap, spawn_python
 from fer_core.progress import EVENTS_TAIL_BYTES, live_progress
 from fer_core.runs import JobBusy, RunError, RunInfo
 
-__all__ = ["JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
+__all__ = ["LOCK_FD_ENV", "JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
            "run_to_show", "start_job", "stop_job"]
-
-LOCK_FD_ENV = "FER_LOCK_FD"  # tells the job process it already holds the runs lock
-
-_children: dict[int, subprocess.Popen] = {}  # jobs started by this process, reaped on polls
-_children_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,14 +53,6 @@ class JobStatus:
     eta: float | None  # seconds left while it runs, from the latest event
     last_event: dict[str, Any] | None  # latest batch/epoch/started/finished/... event
     log_tail: str  # last lines of job.log (tracebacks of crashed jobs land there)
-
-
-def _reap() -> None:
-    """Collect exited children so their pids do not linger as zombies."""
-    with _children_guard:
-        for pid, proc in list(_children.items()):
-            if proc.poll() is not None:
-                del _children[pid]
 
 
 def start_job(config: TrainConfig, *, runs_dir: str | os.PathLike | None = None,
@@ -119,26 +103,16 @@ def resume_job(run: str | os.PathLike | RunInfo, *, runs_dir: str | os.PathLike 
 
 
 def _launch(lock: runs.RunsLock, run: RunInfo, args: list[str], threads: int | None) -> RunInfo:
-    command = [sys.executable, "-m", "fer_core", "train", *args]
+    command = ["-m", "fer_core", "train", *args]
     if threads:
         command += ["--threads", str(int(threads))]
-    env = dict(os.environ)
-    env[LOCK_FD_ENV] = str(lock.fd)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
     try:
-        with open(run.dir / "job.log", "ab") as log:
-            proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, pass_fds=(lock.fd,), start_new_session=True, close_fds=True,
-            )
+        proc = spawn_python(command, log=run.dir / "job.log", lock_fd=lock.fd)
     except BaseException as exc:
         lock.release()
         runs.update_status(run.dir, state="failed", error=f"could not start the job: {exc}",
                            finished_at=time.time())
         raise
-    with _children_guard:
-        _children[proc.pid] = proc
     lock.write_holder(proc.pid, run.id)
     lock.close()  # the job's inherited descriptor keeps the lock until it exits
     # Only pid fields are merged (under the status lock), so a job that already reported
@@ -149,7 +123,7 @@ def _launch(lock: runs.RunsLock, run: RunInfo, args: list[str], threads: int | N
 
 def active_job(runs_dir: str | os.PathLike | None = None) -> JobInfo | None:
     """The job holding the runs folder's lock (background or a foreground CLI), or None."""
-    _reap()
+    reap()
     holder = runs.lock_holder(runs_dir)
     if holder is None:
         return None
@@ -179,14 +153,14 @@ def stop_job(run: str | os.PathLike | RunInfo | None = None, *,
     deadline = time.monotonic() + timeout
     while runs.pid_alive(pid, token) and time.monotonic() < deadline:
         time.sleep(0.2)
-        _reap()
+        reap()
     if runs.pid_alive(pid, token):
         try:
             os.killpg(pid, signal.SIGKILL)  # the job leads its own session/process group
         except (ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
         for _ in range(50):
-            _reap()
+            reap()
             if not runs.pid_alive(pid, token):
                 break
             time.sleep(0.1)
@@ -200,7 +174,7 @@ def stop_job(run: str | os.PathLike | RunInfo | None = None, *,
 
 def job_status(run: str | os.PathLike | RunInfo, runs_dir: str | os.PathLike | None = None) -> JobStatus:
     """The run, whether its process lives, its progress and ETA, and the end of job.log."""
-    _reap()
+    reap()
     info = runs.get_run(run, runs_dir)
     alive = runs.pid_alive(info.status.get("pid"), info.status.get("pid_start"))
     events = runs.read_events(info.dir, max_bytes=EVENTS_TAIL_BYTES)

@@ -45,6 +45,25 @@ class When:
 
 
 @dataclass(frozen=True)
+class Search:
+    """How a hyperparameter sweep samples a parameter (`fer_core.sweep_space`).
+
+    A range `low..high` (on a log scale when `log`; ints in multiples of `step`), or
+    `choices`; with `factor`, the range is the base config's value divided and multiplied by
+    it (a learning rate suits its optimizer: 0.05 for SGD, 1e-3 for Adam). `on`: part of
+    the default search space; otherwise searched only when a space file names it.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    factor: float | None = None
+    on: bool = True
+
+
+@dataclass(frozen=True)
 class Param:
     """One hyperparameter: what it means, which values are valid, how a form draws it.
 
@@ -69,6 +88,7 @@ class Param:
     nullable: bool = False  # kind "object": None is allowed (and means "off")
     items: Mapping[str, Param] | None = None  # kind "object": keys checked by their own Param
     closed: bool = False  # kind "object": keys outside `items` are refused
+    search: Search | None = None  # how a sweep samples it (None: never searched)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

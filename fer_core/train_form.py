@@ -29,9 +29,10 @@ from fer_core.labels import PUBLIC_TEST, TRAINING
 from fer_core.params import Param, inactive
 
 
-# TrainConfig fields edited by a widget of the same name (the data and the dicts aside).
+# TrainConfig fields edited by a widget of the same name (the data and the dicts aside; a
+# run made from the form is no sweep's trial, so `sweep` is never carried into it).
 PLAIN_FIELDS: tuple[str, ...] = tuple(
-    name for name in TRAIN_PARAMS if name not in ("model_kwargs", "data", "augment"))
+    name for name in TRAIN_PARAMS if name not in ("model_kwargs", "data", "augment", "sweep"))
 AUGMENT_FIELDS: tuple[str, ...] = tuple(AUGMENT_PARAMS)
 OPTION_PREFIX = "opt_"  # model option `width` -> form key `opt_width`
 AUGMENT_PREFIX = "aug_"  # augmentation option `shift` -> form key `aug_shift`

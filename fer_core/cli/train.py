@@ -26,6 +26,8 @@ from fer_core.config import (
 from fer_core.params import Param
 
 _TYPES = {"int": int, "float": float}
+# Fields the sweep writes, never a person: a run trained by hand is no trial of a study.
+NOT_FLAGS: tuple[str, ...] = ("sweep",)
 
 
 def _json_object(text: str) -> dict | None:
@@ -58,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     machine.add_argument("--quiet", action="store_true", help="no progress bar")
     fields = parser.add_argument_group("hyperparameters (TrainConfig fields)")
     for name, spec in TRAIN_PARAMS.items():
+        if name in NOT_FLAGS:
+            continue
         fields.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS,
                             **_flag(spec))
 
@@ -81,7 +85,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.preset:
         values.update(config_from_preset(args.preset).to_dict())
     if args.config:
-        values.update(TrainConfig.load(args.config).to_dict())
+        values.update(TrainConfig.load(args.config).to_dict(), sweep=None)
     values.update({name: getattr(args, name) for name in FIELD_NAMES if hasattr(args, name)})
     return TrainConfig.from_dict(values)
 
@@ -116,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     lock = None
-    if os.environ.get("FER_LOCK_FD") is None:  # a background job inherited the lock already
+    from fer_core.processes import holds_inherited_lock
+
+    if not holds_inherited_lock():  # a background job inherited the lock already
         try:
             lock = runs.acquire_lock(args.runs_dir)
         except runs.JobBusy as exc:

@@ -14,6 +14,8 @@ One training run is one folder `<root>/<id>/` (root: `runs_dir` argument > `$FER
     job.log            stdout/stderr of a background job
     STOP               present when a graceful stop was requested
 
+`<root>/sweeps/` holds the sweeps' folders (`fer_core.sweep`) and is never listed as a run.
+
 Metadata is written atomically (temp file + os.replace) so a reader never sees half a file,
 and readers never crash on a corrupt or foreign folder: it is listed as "unreadable".
 The trainer is the only writer of a running run; the UI and CLI read, and request a stop
@@ -44,6 +46,7 @@ ACTIVE_STATES: tuple[str, ...] = ("queued", "running")
 UNREADABLE = "unreadable"
 LOCK_NAME = ".train.lock"
 STOP_NAME = "STOP"
+SWEEPS_DIR = "sweeps"  # <root>/sweeps/<study>/: the sweeps' own folders (fer_core.sweep), no run
 HISTORY_FIELDS: tuple[str, ...] = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
 )
@@ -273,7 +276,8 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunInfo]:
     root = runs_root(runs_dir)
     if not root.is_dir():
         return []
-    runs = [_read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    runs = [_read_run(p) for p in root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name != SWEEPS_DIR]
     return sorted(runs, key=lambda r: (r.created, r.id), reverse=True)
 
 

@@ -42,7 +42,7 @@ from fer_core.files import atomic_write
 from fer_core.progress import best_val_accuracy
 from fer_core.sweep_space import Space, apply, base_params, parse_space
 
-SWEEPS_DIR = "sweeps"
+SWEEPS_DIR = runs.SWEEPS_DIR
 STORAGE_FILE = "sweeps.db"
 PLAN_FILE = "sweep.json"
 SUMMARY_FILE = "summary.json"

@@ -57,7 +57,11 @@ def _progress() -> None:
                              history=runs.read_history(info.dir))
     model = info.config.model if info.config else "?"
     st.subheader(f"{'Training now' if job else 'Latest run'}: {escape_markdown(info.name)}")
-    st.caption(f"{model} · run `{info.id}` · {info.state}")
+    trial = info.config.sweep if info.config else None
+    st.caption(f"{model} · run `{info.id}` · {info.state}"
+               + (f" · trial {trial.get('trial')} of sweep {escape_markdown(str(trial.get('study')))}"
+                  " (Stop ends this trial; the sweep goes on: stop it under Sweeps below)"
+                  if trial and job else ""))
     if progress.phase:  # nothing measured yet: say what is happening, draw no empty bars
         st.info(f"{progress.phase} (elapsed {format_seconds(progress.elapsed)})")
     else:

@@ -117,7 +117,9 @@ TF_FREE = (
     "paths", "cpu", "files", "labels", "text", "uploads", "probe", "tf_quiet", "data",
     "quality", "params", "config", "runs", "jobs", "progress", "train_form", "run_table",
     "catalog", "charts", "display", "evaluate", "eval_report", "gradcam", "detect", "stream",
-    "webrtc", "runtimes", "backends", "model_card", "runtime_uploads", "analysis_jobs", "cli.analyze", "cli.inspect", "cli.train", "cli.runs", "cli.evaluate", "cli.export", "cli.cpu",
+    "webrtc", "runtimes", "backends", "model_card", "runtime_uploads", "analysis_jobs",
+    "processes", "sweep", "sweep_space", "sweep_jobs", "cli.analyze", "cli.inspect",
+    "cli.train", "cli.runs", "cli.evaluate", "cli.export", "cli.cpu", "cli.sweep",
 )
 
 

@@ -1,5 +1,6 @@
 """The sweep's search space (`fer_core.sweep_space`): the declared ranges, space files, the
-page's table, and how sampled values become a TrainConfig. No TensorFlow, no Optuna."""
+page's table, and how sampled values become a TrainConfig; then what `fer_core.sweep` says of
+a study's trials (an in-memory Optuna study). No TensorFlow, no training."""
 
 from __future__ import annotations
 
@@ -170,3 +171,62 @@ def test_table_round_trip_and_edits():
         space_from_table(rows, base, FERNET)
     with pytest.raises(SpaceError, match="tick at least one"):
         space_from_table([{**r, "search": False} for r in rows], base, FERNET)
+
+
+# ---------------------------------------------------------------- a study's results
+
+
+def _study_with_trials():
+    """An in-memory study: the baseline, a better trial, a pruned one and a failed one."""
+    import optuna
+
+    from fer_core import sweep
+
+    sweep._quiet_optuna()
+    study = optuna.create_study(direction="maximize")
+    dist = {"learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+    for value, state, attrs, lr in [
+            (0.50, "COMPLETE", {"baseline": True, "run_id": "r0", "epochs": 3}, 0.01),
+            (0.56, "COMPLETE", {"run_id": "r1", "epochs": 3}, 0.03),
+            (None, "PRUNED", {"run_id": "r2", "stopped": "pruned", "epochs": 1}, 0.09),
+            (None, "FAIL", {"run_id": "r3"}, 0.002)]:
+        trial = optuna.trial.create_trial(
+            params={"learning_rate": lr}, distributions=dist, user_attrs=attrs,
+            value=value, state=getattr(optuna.trial.TrialState, state),
+            intermediate_values={1: 0.3} if state == "PRUNED" else {})
+        study.add_trial(trial)
+    return study
+
+
+def test_summary_and_rows_say_what_a_sweep_found_and_cost():
+    from fer_core import sweep
+
+    study = _study_with_trials()
+    summary = sweep.summarize(study)
+    assert (summary["trials"], summary["complete"], summary["pruned"], summary["fail"]) == (4, 2, 1, 1)
+    assert summary["best"]["trial"] == 1 and summary["best"]["run_id"] == "r1"
+    assert summary["baseline"] == {"trial": 0, "state": "complete", "val_accuracy": 0.5,
+                                   "run_id": "r0"}
+    lines = sweep.summary_lines(summary)
+    assert "2 complete, 1 pruned or stopped, 1 failed" in lines[0]
+    assert "best: trial 1, 56.00% validation accuracy, run r1" in lines[1]
+    assert lines[-1] == "base config (trial 0): 50.00%; the best trial gains +6.00 points"
+    rows = {r["trial"]: r for r in sweep.trial_rows(study)}
+    assert rows[0]["note"] == "base config" and rows[2]["note"] == "pruned"
+    assert rows[2]["val_accuracy"] == 0.3  # a pruned trial shows its last reported value
+    assert rows[3]["note"] == "worker died (no heartbeat)"
+    assert rows[1]["param:learning_rate"] == 0.03
+    charts = sweep.figures(study)
+    assert set(charts) == {"Optimisation history", "Parameter importances",
+                           "Parallel coordinates", "Validation accuracy per epoch"}
+    assert all(not isinstance(chart, str) for chart in charts.values())
+
+
+def test_study_names_must_name_a_folder():
+    from fer_core import sweep
+
+    assert sweep.check_study_name("fer2013-w16_e4.b") == "fer2013-w16_e4.b"
+    for bad in ("", "../up", "a b", "-flag", "x" * 101):
+        with pytest.raises(sweep.SweepError, match="study name"):
+            sweep.check_study_name(bad)
+    assert sweep.safe_url("postgresql://me:secret@db/optuna") == "postgresql://me:***@db/optuna"

@@ -121,15 +121,17 @@ def open_storage(url: str):
                          f"{type(exc).__name__}: {exc}") from None
 
 
-def open_study(url: str, name: str, *, create: bool = False, seed: int | None = None):
+def open_study(url: str, name: str, *, create: bool = False, seed: int | None = None,
+               epochs: int = 4):
     """The study `name` in `url` (created when `create`); the sampler is TPE seeded by
     `seed` (each worker its own, or two would sample the same trials) and the pruner a
-    median pruner that lets every trial finish its first epoch and the first two trials run."""
+    median pruner that lets the first two trials run to the end and every trial train a
+    quarter of its `epochs` (at least one) before it is compared with the others."""
     import optuna
 
     storage = open_storage(url)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 4))
     try:
         if create:
             return optuna.create_study(storage=storage, study_name=name, direction="maximize",
@@ -347,7 +349,8 @@ def run_worker(plan: SweepPlan, *, worker: int = 0, dataset: Any = None,
     a stop is requested. Trials of other workers (here or elsewhere) count too."""
     from fer_core.data import load_dataset
 
-    study = open_study(plan.storage, plan.study, seed=plan.seed + 1000 * worker)
+    study = open_study(plan.storage, plan.study, seed=plan.seed + 1000 * worker,
+                       epochs=plan.base.epochs)
     dataset = dataset if dataset is not None else load_dataset(plan.base.data)
     objective = _Objective(plan, dataset, log, worker)
     while True:

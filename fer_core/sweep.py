@@ -122,16 +122,15 @@ def open_storage(url: str):
 
 
 def open_study(url: str, name: str, *, create: bool = False, seed: int | None = None,
-               epochs: int = 4):
+               base: TrainConfig | None = None):
     """The study `name` in `url` (created when `create`); the sampler is TPE seeded by
     `seed` (each worker its own, or two would sample the same trials) and the pruner a
-    median pruner that lets the first two trials run to the end and every trial train a
-    quarter of its `epochs` (at least one) before it is compared with the others."""
+    median pruner (`pruner_for(base)`)."""
     import optuna
 
     storage = open_storage(url)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=max(1, epochs // 4))
+    pruner = pruner_for(base)
     try:
         if create:
             return optuna.create_study(storage=storage, study_name=name, direction="maximize",
@@ -140,6 +139,21 @@ def open_study(url: str, name: str, *, create: bool = False, seed: int | None = 
                                  pruner=pruner)
     except KeyError:
         raise SweepError(f"no study {name!r} in {safe_url(url)}") from None
+
+
+def pruner_for(base: TrainConfig | None):
+    """A median pruner that lets the first two trials run to the end, and compares a trial
+    with the others only once it has trained a quarter of its epochs and is past the
+    learning-rate warm-up: on FER2013 a warm-up epoch's accuracy says little (the shipped
+    recipe at width 16 scored 18.8% after its warm-up epoch, 56.7% three epochs later)."""
+    import optuna
+
+    warm = 0
+    if base is not None and base.schedule == "cosine":
+        warm = base.warmup_epochs
+    epochs = base.epochs if base is not None else 4
+    return optuna.pruners.MedianPruner(n_startup_trials=2,
+                                       n_warmup_steps=max(1, warm + 1, epochs // 4))
 
 
 def study_names(url: str) -> list[str]:
@@ -350,7 +364,7 @@ def run_worker(plan: SweepPlan, *, worker: int = 0, dataset: Any = None,
     from fer_core.data import load_dataset
 
     study = open_study(plan.storage, plan.study, seed=plan.seed + 1000 * worker,
-                       epochs=plan.base.epochs)
+                       base=plan.base)
     dataset = dataset if dataset is not None else load_dataset(plan.base.data)
     objective = _Objective(plan, dataset, log, worker)
     while True:

@@ -470,8 +470,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("  params: " + json.dumps(best["params"], sort_keys=True))
     if base is not None and base.get("val_accuracy") is not None:
         complete = base["state"] == "complete"
-        gain = "" if best is None or not complete else \
-            f"; the best trial gains {100 * (best['val_accuracy'] - base['val_accuracy']):+.2f} points"
+        gain = ""
+        if best is not None and complete:
+            gain = ("; no trial beat it" if best["trial"] == base["trial"] else
+                    f"; the best trial gains "
+                    f"{100 * (best['val_accuracy'] - base['val_accuracy']):+.2f} points")
         state = "" if complete else f", {base['state']}"
         lines.append(f"base config (trial {base['trial']}{state}): "
                      f"{100 * base['val_accuracy']:.2f}%{gain}")

@@ -305,7 +305,8 @@ class _Objective:
                 value = event.get("val_accuracy")
                 if value is not None and math.isfinite(value):
                     trial.report(value, event["epoch"])
-                    if state["why"] is None and trial.should_prune():
+                    last = event["epoch"] >= event.get("epochs", plan.base.epochs)
+                    if state["why"] is None and not last and trial.should_prune():
                         self._stop(state, "pruned")
             if state["why"] is None and state["run_dir"] is not None:
                 if stop_requested(plan.folder):

@@ -77,7 +77,8 @@ def test_a_video_gives_one_row_per_face_per_frame_with_stable_ids(clip, classifi
         assert float(r["time_s"]) == pytest.approx(int(r["frame"]) / FPS, abs=1e-3)
         probs = [float(r[e]) for e in EMOTIONS]
         assert sum(probs) == pytest.approx(1, abs=1e-3)
-        assert r["label"] == EMOTIONS[int(np.argmax(probs))]
+        # the label is the top class; the CSV keeps 4 decimals, so a near tie may round level
+        assert float(r[r["label"]]) == pytest.approx(max(probs), abs=1e-4)
         assert r["source"] == "clip.mp4"
     first = {r["face_id"] for r in rows if int(r["frame"]) < 12}
     last = {r["face_id"] for r in rows if int(r["frame"]) >= 20}

@@ -29,7 +29,7 @@ from typing import Any
 
 from fer_core import runs
 from fer_core.files import atomic_write
-from fer_core.processes import spawn_python
+from fer_core.processes import pid_record_alive, spawn_python, write_pid_record
 
 ANALYSES_ENV = "FER_ANALYSES_DIR"
 PROGRESS_EVERY_S = 0.25
@@ -40,15 +40,6 @@ def analyses_root() -> Path:
     """`$FER_ANALYSES_DIR`, else `./analyses` (not created here)."""
     env = os.environ.get(ANALYSES_ENV, "").strip()
     return Path(env).expanduser().resolve() if env else Path.cwd().resolve() / "analyses"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """`runs.read_json`, None for a missing, half-written or foreign file."""
-    try:
-        data = runs.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 @dataclass(frozen=True)
@@ -84,15 +75,14 @@ class AnalysisStatus:
 
 def read_status(folder: str | os.PathLike) -> AnalysisStatus:
     folder = Path(folder)
-    job = _read_json(folder / "job.json") or {}
-    progress = _read_json(folder / "progress.json") or {}
-    summary = _read_json(folder / "summary.json")
+    job = runs.read_json_dict(folder / "job.json") or {}
+    progress = runs.read_json_dict(folder / "progress.json") or {}
+    summary = runs.read_json_dict(folder / "summary.json")
     if summary is not None:
         state, error = summary.get("state", FAILED), summary.get("error")
     else:
-        pid = _read_json(folder / "pid") or {}
-        alive = runs.pid_alive(pid.get("pid"), pid.get("start"))
-        state = RUNNING if alive or not pid else FAILED
+        alive = pid_record_alive(folder / "pid")
+        state = RUNNING if alive is not False else FAILED
         error = None if state == RUNNING else "the analysis ended without a summary (killed?)"
     return AnalysisStatus(
         folder=folder, id=folder.name, name=job.get("name", folder.name),
@@ -146,7 +136,7 @@ def start_analysis(folder: str | os.PathLike) -> subprocess.Popen:
     """Run the analysis of `folder` in a child process (`python -m fer_core.analysis_jobs`)."""
     folder = Path(folder)
     proc = spawn_python(["-m", "fer_core.analysis_jobs", str(folder)], log=folder / "job.log")
-    runs.write_json(folder / "pid", {"pid": proc.pid, "start": runs.process_start_token(proc.pid)})
+    write_pid_record(folder / "pid", proc.pid)
     return proc
 
 
@@ -164,7 +154,7 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
     from fer_core.detect import FaceDetector
 
     folder = Path(folder)
-    job = _read_json(folder / "job.json") or {}
+    job = runs.read_json_dict(folder / "job.json") or {}
     total: int | None = None
     last = [0.0]
 

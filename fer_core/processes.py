@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from fer_core.paths import REPO_ROOT
+from fer_core.runs import pid_alive, process_start_token, read_json_dict, write_json
 
 LOCK_FD_ENV = "FER_LOCK_FD"  # tells a child it already holds the runs folder's lock
 
@@ -49,6 +50,20 @@ def spawn_python(args: list[str], *, log: Path | None = None, lock_fd: int | Non
     with _guard:
         _children[proc.pid] = proc
     return proc
+
+
+def write_pid_record(path: Path, pid: int) -> None:
+    """Record a background process (`{"pid", "start"}`) for whoever later asks if it lives."""
+    write_json(path, {"pid": pid, "start": process_start_token(pid)})
+
+
+def pid_record_alive(path: Path) -> bool | None:
+    """Whether the process recorded at `path` still runs (the same process, not a reused
+    pid); None when there is no record yet."""
+    record = read_json_dict(path)
+    if not record:
+        return None
+    return pid_alive(record.get("pid"), record.get("start"))
 
 
 def reap() -> None:

@@ -166,6 +166,16 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_json_dict(path: Path) -> dict[str, Any] | None:
+    """`read_json` of a JSON object, None for a missing, half-written or foreign file (the
+    small records of background processes: pid, progress, summary)."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()

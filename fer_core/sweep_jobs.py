@@ -10,7 +10,6 @@ worker to stop after its current batch; `sweep_status` and `list_sweeps` read th
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from fer_core import runs, sweep
 from fer_core.files import tail
-from fer_core.processes import reap, spawn_python
+from fer_core.processes import pid_record_alive, reap, spawn_python, write_pid_record
 
 PID_FILE = "pid"
 LOG_FILE = "job.log"
@@ -66,11 +65,7 @@ def stop_sweep(folder: str | os.PathLike) -> None:
 
 def sweep_alive(folder: str | os.PathLike) -> bool:
     reap()
-    try:
-        data = json.loads((Path(folder) / PID_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and runs.pid_alive(data.get("pid"), data.get("pid_start"))
+    return bool(pid_record_alive(Path(folder) / PID_FILE))
 
 
 def sweep_status(folder: str | os.PathLike) -> SweepStatus:
@@ -79,12 +74,8 @@ def sweep_status(folder: str | os.PathLike) -> SweepStatus:
         plan, problem = sweep.read_plan(folder), None
     except sweep.SweepError as exc:
         plan, problem = None, str(exc)
-    try:
-        summary = json.loads((folder / sweep.SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        summary = None
     return SweepStatus(folder, plan, problem, sweep_alive(folder), sweep.stop_requested(folder),
-                       summary if isinstance(summary, dict) else None,
+                       runs.read_json_dict(folder / sweep.SUMMARY_FILE),
                        "\n".join(tail(folder / LOG_FILE, lines=20, max_bytes=16384)))
 
 
@@ -105,4 +96,4 @@ def active_sweep(runs_dir: str | os.PathLike | None = None) -> Path | None:
 
 def write_pid(folder: Path, pid: int) -> None:
     """Record the sweep's process (the page tells a running sweep by it)."""
-    runs.write_json(folder / PID_FILE, {"pid": pid, "pid_start": runs.process_start_token(pid)})
+    write_pid_record(folder / PID_FILE, pid)

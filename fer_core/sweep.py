@@ -40,7 +40,7 @@ from fer_core import runs
 from fer_core.config import TrainConfig
 from fer_core.files import atomic_write
 from fer_core.progress import best_val_accuracy
-from fer_core.sweep_space import Space, apply, base_params, parse_space
+from fer_core.sweep_space import Space, apply, base_params, parse_space, suggest
 
 SWEEPS_DIR = runs.SWEEPS_DIR
 STORAGE_FILE = "sweeps.db"
@@ -108,7 +108,6 @@ def open_storage(url: str):
     import optuna
 
     _quiet_optuna()
-
     beat = heartbeat_seconds()
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -154,18 +153,6 @@ def pruner_for(base: TrainConfig | None):
     epochs = base.epochs if base is not None else 4
     return optuna.pruners.MedianPruner(n_startup_trials=2,
                                        n_warmup_steps=max(1, warm + 1, epochs // 4))
-
-
-def study_names(url: str) -> list[str]:
-    """Names of the studies in `url`, newest first (none when the file does not exist)."""
-    import optuna
-
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        return []
-    summaries = optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)
-    summaries.sort(key=lambda s: s.datetime_start.timestamp() if s.datetime_start else 0.0,
-                   reverse=True)
-    return [s.study_name for s in summaries]
 
 
 # ---------------------------------------------------------------- the plan
@@ -282,7 +269,6 @@ class _Objective:
     def __call__(self, trial) -> float:
         import optuna
 
-        from fer_core.sweep_space import suggest
         from fer_core.train import train
 
         plan = self.plan
@@ -305,7 +291,7 @@ class _Objective:
                 value = event.get("val_accuracy")
                 if value is not None and math.isfinite(value):
                     trial.report(value, event["epoch"])
-                    last = event["epoch"] >= event.get("epochs", plan.base.epochs)
+                    last = event["epoch"] >= config.epochs
                     if state["why"] is None and not last and trial.should_prune():
                         self._stop(state, "pruned")
             if state["why"] is None and state["run_dir"] is not None:
@@ -389,13 +375,6 @@ def _clear_session() -> None:
     keras.backend.clear_session()
 
 
-def fail_stale(plan: SweepPlan) -> None:
-    """Mark trials of dead workers (heartbeat older than the grace period) failed."""
-    import optuna
-
-    optuna.storages.fail_stale_trials(open_study(plan.storage, plan.study))
-
-
 # ---------------------------------------------------------------- results
 
 
@@ -417,14 +396,19 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 
 def _note(t) -> str:
-    if t.user_attrs.get("baseline"):
-        prefix = "base config"
-    else:
-        prefix = ""
-    why = t.user_attrs.get("stopped") or t.user_attrs.get("error") or ""
+    why = t.user_attrs.get("stopped") or t.user_attrs.get("error")
     if t.state.name == "FAIL" and not why:
         why = "worker died (no heartbeat)"
-    return "; ".join(p for p in (prefix, why) if p)
+    return "; ".join(p for p in ("base config" if t.user_attrs.get("baseline") else "", why) if p)
+
+
+def _complete(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+
+
+def _best(study):
+    """The completed trial of the highest value, or None."""
+    return max(_complete(study), key=lambda t: t.value, default=None)
 
 
 def summarize(study, plan: SweepPlan | None = None) -> dict[str, Any]:
@@ -436,8 +420,7 @@ def summarize(study, plan: SweepPlan | None = None) -> dict[str, Any]:
     ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
     spent = sum((t.datetime_complete - t.datetime_start).total_seconds()
                 for t in trials if t.datetime_start and t.datetime_complete)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = _best(study)
     base = next((t for t in trials if t.user_attrs.get("baseline")), None)
     out: dict[str, Any] = {
         "study": study.study_name, "storage": safe_url(plan.storage) if plan else None,
@@ -483,8 +466,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def write_summary(plan: SweepPlan) -> dict[str, Any]:
-    fail_stale(plan)
-    summary = summarize(open_study(plan.storage, plan.study), plan)
+    """Mark dead workers' trials failed (heartbeat older than the grace period), then write
+    and return the summary."""
+    import optuna
+
+    study = open_study(plan.storage, plan.study)
+    optuna.storages.fail_stale_trials(study)
+    summary = summarize(study, plan)
     atomic_write(plan.folder / SUMMARY_FILE, json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -496,7 +484,7 @@ def figures(study) -> dict[str, Any]:
     from optuna.importance import PedAnovaImportanceEvaluator
 
     _quiet_optuna()
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    complete = _complete(study)
     out: dict[str, Any] = {}
     if not complete:
         return {"Optimisation history": "No trial has completed yet."}
@@ -517,10 +505,8 @@ def figures(study) -> dict[str, Any]:
 def best_config(study, runs_dir: str | os.PathLike | None = None) -> TrainConfig | None:
     """The config of the best completed trial's run (None before one completes or when its
     run folder is not in this runs folder: another machine's trial)."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not complete:
-        return None
-    run_id = max(complete, key=lambda t: t.value).user_attrs.get("run_id")
+    best = _best(study)
+    run_id = best.user_attrs.get("run_id") if best is not None else None
     try:
         return runs.get_run(run_id, runs_dir).config if run_id else None
     except runs.RunError:

@@ -41,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fer_core/sweep_space.py)")
     parser.add_argument("--workers", type=int, default=1,
                         help="trials trained at once on this machine (default 1)")
-    parser.add_argument("--preset", default=None,
-                        help="base config preset (default: 'default', the shipped recipe)")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="base config JSON (e.g. a run's config.json) instead of a preset")
+    base = parser.add_mutually_exclusive_group()
+    base.add_argument("--preset", default=None,
+                      help="base config preset (default: 'default', the shipped recipe)")
+    base.add_argument("--config", type=Path, metavar="FILE",
+                      help="base config JSON (e.g. a run's config.json) instead of a preset")
     parser.add_argument("--epochs", type=int, help="epochs of each trial (default: the base's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     parser.add_argument("--runs-dir", type=Path, help="runs folder (default $FER_RUNS_DIR or ./runs)")
@@ -57,20 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _plan(args: argparse.Namespace):
-    from fer_core.config import PRESETS, TrainConfig, config_from_preset
+    from fer_core.config import TrainConfig, config_from_preset
     from fer_core.models import list_models
     from fer_core.sweep import make_plan
-    from fer_core.sweep_space import SpaceError, default_space, load_space
+    from fer_core.sweep_space import default_space, load_space
 
-    if args.preset and args.config:
-        raise SpaceError("give --preset or --config, not both")
-    if args.config:
-        base = TrainConfig.load(args.config)
-    else:
-        preset = args.preset or "default"
-        if preset not in PRESETS:
-            raise SpaceError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
-        base = config_from_preset(preset)
+    base = TrainConfig.load(args.config) if args.config else \
+        config_from_preset(args.preset or "default")
     changes: dict[str, Any] = {"name": ""}
     if args.data:
         changes["data"] = args.data

@@ -18,14 +18,14 @@ from fer_core import runs, sweep, sweep_jobs
 from fer_core.config import ConfigError, TrainConfig
 from fer_core.sweep_space import TABLE_COLUMNS, SpaceError, space_from_table, space_table
 from ui.sweep_view import follow_sweep
-from ui.train_form import models
+from ui.train_form import model_defaults
 
 STUDY_KEY = "sweep_study_name"
 
 
 def sweep_form(base: TrainConfig, *, data_problem: str | None) -> None:
     """Draw the sweep set-up for `base` (the New run form's config) and start it."""
-    defaults = models()[base.model].defaults if base.model in models() else {}
+    defaults = model_defaults(base.model)
     st.caption(f"Each trial is a run of the config above ({base.model}, {base.epochs} "
                f"epochs) with the ticked parameters sampled by Optuna's TPE sampler; trials "
                f"that trail the median after an epoch are pruned. The first trial runs the "

@@ -37,20 +37,21 @@ def models() -> dict[str, ModelInfo]:
     return {info.name: info for info in list_models()}
 
 
-def _defaults(model: str) -> dict[str, Any]:
+def model_defaults(model: str) -> dict[str, Any]:
+    """The builder's option defaults of a registered model ({} for an unknown one)."""
     return models()[model].defaults if model in models() else {}
 
 
 def _store() -> dict[str, Any]:
     if STORE not in st.session_state:
         config = TrainConfig()  # the fields' own defaults: no preset applied yet
-        st.session_state[STORE] = form.form_values(config, _defaults(config.model))
+        st.session_state[STORE] = form.form_values(config, model_defaults(config.model))
     return st.session_state[STORE]
 
 
 def load_into_form(config: TrainConfig) -> None:
     """Show `config` in every widget (preset, reset, a run's config); a widget callback."""
-    values = form.form_values(config, _defaults(config.model))
+    values = form.form_values(config, model_defaults(config.model))
     st.session_state[STORE] = values
     for name, value in values.items():
         st.session_state[WIDGET + name] = value
@@ -63,7 +64,7 @@ def _apply_preset() -> None:
 
 def _on_model_change() -> None:
     """A new model starts from its own option defaults."""
-    for name, value in _defaults(st.session_state[WIDGET + "model"]).items():
+    for name, value in model_defaults(st.session_state[WIDGET + "model"]).items():
         st.session_state[WIDGET + form.OPTION_PREFIX + name] = value
 
 
@@ -100,7 +101,7 @@ def _fields(names: tuple[str, ...], inactive: Mapping[str, str]) -> None:
 
 
 def _model_options(model: str) -> None:
-    specs = form.model_option_specs(_defaults(model))
+    specs = form.model_option_specs(model_defaults(model))
     for col, option in zip(st.columns(len(specs)) if specs else (), specs):
         key = _key(option.key)
         value = st.session_state[key]
@@ -152,11 +153,11 @@ def config_form(*, data: str, has_public_test: bool) -> TrainConfig | None:
     for name in list(values):
         if WIDGET + name in st.session_state:
             values[name] = st.session_state[WIDGET + name]
-    for name, default in _defaults(model).items():
+    for name, default in model_defaults(model).items():
         values[form.OPTION_PREFIX + name] = st.session_state.get(
             WIDGET + form.OPTION_PREFIX + name, default)
     try:
-        return form.config_from_form(values, data=data, model_defaults=_defaults(model))
+        return form.config_from_form(values, data=data, model_defaults=model_defaults(model))
     except ConfigError as exc:
         st.error(f"This combination cannot run: {exc.problem} (field `{exc.field}`).")
         return None

@@ -26,11 +26,11 @@ from typing import Any
 from fer_core import runs
 from fer_core.config import TrainConfig
 from fer_core.files import tail
-from fer_core.processes import LOCK_FD_ENV, reap, spawn_python
+from fer_core.processes import reap, spawn_python
 from fer_core.progress import EVENTS_TAIL_BYTES, live_progress
 from fer_core.runs import JobBusy, RunError, RunInfo
 
-__all__ = ["LOCK_FD_ENV", "JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
+__all__ = ["JobBusy", "JobInfo", "JobStatus", "active_job", "job_status", "resume_job",
            "run_to_show", "start_job", "stop_job"]
 
 

@@ -145,10 +145,8 @@ def _default() -> ModelRef:
     path = default_model_path()
     if not path.is_file():
         raise ModelSpecError(f"no default model shipped yet: {path} does not exist")
-    try:  # the dataset it was trained on, as its exported config records it
-        trained_on = runs.read_json(config_path_for(path)).get("data")
-    except (OSError, ValueError, AttributeError):
-        trained_on = None
+    # the dataset it was trained on, as its exported config records it
+    trained_on = (runs.read_json_dict(config_path_for(path)) or {}).get("data")
     return ModelRef(spec=DEFAULT, label="default (the shipped model)", path=path, state=SHIPPED,
                     trained_on=trained_on)
 

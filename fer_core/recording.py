@@ -63,6 +63,11 @@ class Recorder:
     def frames(self) -> int:
         return self._frames
 
+    @property
+    def row_count(self) -> int:
+        """Rows so far, without copying them (the page polls it while the webcam runs)."""
+        return len(self._rows)
+
     def rows(self) -> list[list]:
         with self._lock:
             return list(self._rows)

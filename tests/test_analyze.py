@@ -229,7 +229,7 @@ def test_the_recorder_is_bounded_and_thread_safe():
         t.start()
     for t in threads:
         t.join()
-    assert recorder.frames == 400 and len(recorder.rows()) == 800
+    assert recorder.frames == 400 and len(recorder.rows()) == 800 == recorder.row_count
     for t in range(201):  # the 201st would pass the bound
         recorder.add(100.0 + t, [face])
     assert recorder.full and not recorder.recording and len(recorder.rows()) == 1000

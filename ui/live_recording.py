@@ -37,4 +37,4 @@ def recording_view(recorder: Recorder) -> None:
 
 @st.fragment(run_every=REFRESH_S)
 def _recording_count(recorder: Recorder) -> None:
-    st.caption(f"Recording: {recorder.frames:,} frames, {len(recorder.rows()):,} face rows.")
+    st.caption(f"Recording: {recorder.frames:,} frames, {recorder.row_count:,} face rows.")

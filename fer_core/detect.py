@@ -110,7 +110,8 @@ class FaceDetector:
         """Find each known face again near its previous box; faces not found are left out.
 
         The window around a box is `search` box-widths wider on each side and is scaled so the
-        face is about `_NEAR_SIDE` pixels, then scanned for faces between 0.7x and 1.4x that.
+        face is about `_NEAR_SIDE` pixels, then scanned for faces between 1/`_NEAR_RANGE` and
+        `_NEAR_RANGE` times that.
         A face is known to be there and the window is small, so two fewer overlapping hits
         than a full scan's `min_neighbors` suffice: on FER2013 faces placed in photos and moved
         8 px, that re-finds 95% instead of 87% (a face not re-found costs a full scan next
@@ -130,7 +131,7 @@ class FaceDetector:
             roi = gray[y0:y1, x0:x1]
             small_size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
             small = cv2.resize(roi, small_size, interpolation=cv2.INTER_AREA)
-            lo, hi = round(_NEAR_SIDE / 1.4), round(_NEAR_SIDE * 1.4)
+            lo, hi = round(_NEAR_SIDE / _NEAR_RANGE), round(_NEAR_SIDE * _NEAR_RANGE)
             if lo > min(small.shape):
                 continue
             with self._lock:
@@ -151,10 +152,91 @@ class FaceDetector:
         return sorted(found_boxes, key=lambda b: b.w * b.h, reverse=True)
 
 
+    def follow(
+        self, previous: np.ndarray, gray: np.ndarray, boxes: list[Box], search: float = 0.25
+    ) -> list[Box]:
+        """Move each box of `previous` (the frame it was found in) to where its face is in
+        `gray`; a face the image match is not sure of is looked for with `detect_near`.
+
+        The face is shrunk to `_FOLLOW_SIDE` pixels and matched (normalised cross-correlation)
+        over a window `search` box-widths wider on each side, so a face may move that far
+        between two frames; the box keeps its size. On 362 FER2013 faces placed in photos and
+        moved up to 8 px this takes 0.28 ms a face where `detect_near` takes 2.1, follows all of
+        them, and the boxes sit closer to the true place (IoU with the moved box: median 0.99,
+        1st percentile 0.96; `detect_near`'s median 0.88). A face's match scores at least 0.885
+        on 99% of them; a face replaced by background scores at most 0.72, below
+        `FOLLOW_MIN_SCORE`, and gets no box. The box does not track a face that grows or shrinks, so callers
+        confirm followed boxes with the cascade every few frames (`infer.FaceTracker`).
+        """
+        if previous.shape != gray.shape or gray.ndim != 2:
+            raise ValueError(
+                f"follow() needs two 2-D gray frames of one size, got {previous.shape} and {gray.shape}"
+            )
+        followed: list[Box] = []
+        unsure: list[Box] = []
+        for box in boxes:
+            moved = _match(previous, gray, box, search)
+            if moved is None:
+                unsure.append(box)
+            elif all(iou(moved, other) < 0.5 for other in followed):
+                followed.append(moved)
+        for box in self.detect_near(gray, unsure) if unsure else []:
+            if all(iou(box, other) < 0.5 for other in followed):
+                followed.append(box)
+        return sorted(followed, key=lambda b: b.w * b.h, reverse=True)
+
+
+def _match(previous: np.ndarray, gray: np.ndarray, box: Box, search: float) -> Box | None:
+    """Where the face in `box` of `previous` is in `gray`, or None when the match is unsure."""
+    height, width = gray.shape
+    x, y = min(max(0, box.x), width - 1), min(max(0, box.y), height - 1)
+    w, h = min(box.w, width - x), min(box.h, height - y)
+    if w < 2 or h < 2:
+        return None
+    scale = _FOLLOW_SIDE / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    template = cv2.resize(previous[y : y + h, x : x + w], size, interpolation=cv2.INTER_AREA)
+    margin = round(max(w, h) * search)
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+    window_size = (max(size[0], round((x1 - x0) * scale)), max(size[1], round((y1 - y0) * scale)))
+    window = cv2.resize(gray[y0:y1, x0:x1], window_size, interpolation=cv2.INTER_AREA)
+    if float(template.std()) < 1.0:
+        return None  # a flat patch matches anything equally well
+    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    if not best >= FOLLOW_MIN_SCORE:
+        return None
+    # One pixel of the shrunk window is several of the frame's: place the peak between pixels
+    # (a parabola through it and its neighbours), or slow faces would stick and jump.
+    fx = bx + _peak_offset(scores[by, max(0, bx - 1) : bx + 2], bx)
+    fy = by + _peak_offset(scores[max(0, by - 1) : by + 2, bx], by)
+    nx = min(max(0, round(x0 + fx / scale)), width - w)
+    ny = min(max(0, round(y0 + fy / scale)), height - h)
+    return Box(nx, ny, w, h)
+
+
+def _peak_offset(values: np.ndarray, at: int) -> float:
+    """Sub-pixel offset (-0.5..0.5) of a peak from three scores around it; 0 at an edge."""
+    if at == 0 or len(values) != 3:
+        return 0.0
+    left, mid, right = (float(v) for v in values)
+    curve = left - 2.0 * mid + right
+    return 0.0 if curve >= 0 else max(-0.5, min(0.5, 0.5 * (left - right) / curve))
+
+
 # Face side, in pixels, that `detect_near` scales each search window to: twice the cascade's
 # 24-pixel window, big enough to find the face reliably, small enough to scan in a few ms.
 _NEAR_SIDE = 48
+# How much a face's size may change between two frames for `detect_near` to find it again.
+# 1.25 scans 5 of the cascade's sizes where 1.4 scanned 7: on FER2013 faces placed in photos
+# and moved up to 8 px it re-finds 96.1% instead of 96.7%, in 2.1 ms a face instead of 2.5.
+_NEAR_RANGE = 1.25
 NEAR_NEIGHBORS_LESS = 2  # detect_near needs this many fewer overlapping hits than a full scan
+# `follow` matches faces shrunk to this side, in pixels, and trusts a match scoring at least
+# FOLLOW_MIN_SCORE (normalised cross-correlation, 1.0 is a perfect match).
+_FOLLOW_SIDE = 24
+FOLLOW_MIN_SCORE = 0.8
 
 
 def iou(a: Box, b: Box) -> float:

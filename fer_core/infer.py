@@ -9,7 +9,8 @@ Speed matters here (a webcam delivers 15-30 frames a second on a 2-core CPU):
   `model.predict` would rebuild a data pipeline on every call (tens of ms).
 - every face of a frame goes through the model in one batch;
 - with a `FaceTracker`, the detector scans the whole frame only every few frames and otherwise
-  looks for the known faces near where they were (`FaceDetector.detect_near`).
+  looks for the known faces near where they were (`FaceDetector.detect_near`), and on most
+  frames only follows them by an image match (`FaceDetector.follow`).
 
 When the environment variable `FER_FRAME_LOG` names a file, every processed frame appends one
 JSON line `{"t": ..., "faces": [{"box": [x, y, w, h], "label": ..., "probs": [7 floats]}]}`
@@ -24,6 +25,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -43,6 +45,10 @@ FRAME_LOG_ENV = "FER_FRAME_LOG"
 # scanning less often saves CPU per frame with the same faces found:
 # `benchmarks/live_pipeline.py --rescan-every 5` against the default measures the difference.
 DEFAULT_RESCAN_EVERY = 15
+# Between full scans the cascade looks for the known faces every 3rd frame; the two frames in
+# between move each box to where an image match finds its face (`FaceDetector.follow`, a tenth
+# of a re-find's cost), so a face that turned away or grew is noticed within 3 frames.
+DEFAULT_CONFIRM_EVERY = 3
 DEFAULT_SMOOTHING = 0.6
 
 # BGR colour per emotion for boxes and labels, in EMOTIONS order.
@@ -203,6 +209,14 @@ def crop_faces(gray: np.ndarray, boxes: list[Box], margin: float = 0.1) -> np.nd
     return crops
 
 
+class FramePlan(NamedTuple):
+    """Where to look for a frame's faces: everywhere (`boxes` None), near `boxes` with the
+    cascade, or (with `previous`, the frame they were found in) by following them."""
+
+    boxes: list[Box] | None
+    previous: np.ndarray | None
+
+
 @dataclass
 class _Track:
     id: int
@@ -224,25 +238,43 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._since_scan = 0
+        self._since_look = 0
         self._lost = False
+        self._gray: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def reset(self) -> None:
         with self._lock:
             self._tracks.clear()
             self._since_scan = 0
+            self._since_look = 0
             self._lost = False
+            self._gray = None
 
-    def boxes_to_refind(self, rescan_every: int) -> list[Box] | None:
-        """Boxes to look for near their last place, or None when this frame needs a full scan
-        (no faces known, a face was lost last frame, or `rescan_every` frames have passed)."""
+    def plan(self, rescan_every: int, confirm_every: int = 1) -> FramePlan:
+        """How to find this frame's faces.
+
+        A full scan (`boxes` None) when no face is known, a face was lost last frame, or
+        `rescan_every` frames have passed. Otherwise the cascade looks near the known boxes,
+        and between such looks (up to `confirm_every - 1` frames in a row) the boxes are
+        followed from the last frame (`previous`, kept by `remember`).
+        """
         with self._lock:
             seen = [t.box for t in self._tracks if t.missed == 0]
             if not seen or self._lost or rescan_every <= 1 or self._since_scan >= rescan_every - 1:
-                self._since_scan = 0
-                return None
+                self._since_scan = self._since_look = 0
+                return FramePlan(None, None)
             self._since_scan += 1
-            return seen
+            if self._gray is not None and self._since_look < confirm_every - 1:
+                self._since_look += 1
+                return FramePlan(seen, self._gray)
+            self._since_look = 0
+            return FramePlan(seen, None)
+
+    def remember(self, gray: np.ndarray) -> None:
+        """Keep the frame whose faces were just found, for `plan` to follow them from."""
+        with self._lock:
+            self._gray = gray
 
     def update(
         self, boxes: list[Box], probs: np.ndarray, smoothing: float, *, refound_from: int = -1
@@ -337,6 +369,7 @@ def process_frame(
     tracker: FaceTracker | None = None,
     smoothing: float = 0.0,
     rescan_every: int = DEFAULT_RESCAN_EVERY,
+    confirm_every: int = DEFAULT_CONFIRM_EVERY,
     monitor: StreamMonitor | None = None,
     margin: float = 0.1,
     whole_image: bool = False,
@@ -348,7 +381,9 @@ def process_frame(
 
     frame_bgr: HxWx3 BGR (gray, HxWx1 and BGRA are accepted too); the annotated copy is BGR.
     tracker: per-stream state; with it faces keep ids, probabilities are smoothed by
-      `smoothing` and full scans happen every `rescan_every` frames (without it, every frame).
+      `smoothing` and full scans happen every `rescan_every` frames (without it, every frame);
+      in between, the cascade confirms the known faces every `confirm_every` frames and the
+      other frames follow them (1: the cascade every frame).
     whole_image: skip detection and classify the whole image as one face (photos where the
       detector finds none).
     captured_at, dropped: the frame's capture time stamp (s) and the stream's frames skipped
@@ -364,13 +399,20 @@ def process_frame(
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"empty frame of shape {np.shape(frame_bgr)}")
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        refind = None if whole_image or tracker is None else tracker.boxes_to_refind(rescan_every)
+        plan = FramePlan(None, None)
+        if tracker is not None and not whole_image:
+            plan = tracker.plan(rescan_every, confirm_every)
+        refind = plan.boxes
         if whole_image:
             boxes = [Box(0, 0, gray.shape[1], gray.shape[0])]
         elif refind is None:
             boxes = detector.detect(gray)
+        elif plan.previous is not None and plan.previous.shape == gray.shape:
+            boxes = detector.follow(plan.previous, gray, refind)
         else:
             boxes = detector.detect_near(gray, refind)
+        if tracker is not None and not whole_image:
+            tracker.remember(gray)
         t_detect = time.perf_counter()
         probs = classifier.predict(crop_faces(gray, boxes, 0.0 if whole_image else margin))
         ids: list[int | None] = [None] * len(boxes)

@@ -99,6 +99,26 @@ def test_detect_near_follows_a_moving_face(detector):
     assert 15 <= moved.x - box.x <= 35
 
 
+def test_follow_moves_boxes_with_their_faces_and_drops_faces_that_left(detector):
+    frame = face_frame(3)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    boxes = detector.detect(gray)
+    moved = cv2.cvtColor(np.roll(np.roll(frame, 9, axis=1), -5, axis=0), cv2.COLOR_BGR2GRAY)
+    followed = detector.follow(gray, moved, boxes)
+    assert len(followed) == 3
+    for old in boxes:
+        new = max(followed, key=lambda b: iou(old, b))
+        assert (new.w, new.h) == (old.w, old.h)
+        assert abs(new.x - old.x - 9) <= 2 and abs(new.y - old.y + 5) <= 2
+    # With the faces gone, neither the match nor the cascade's fallback finds a box.
+    assert detector.follow(gray, _gray(0), boxes) == []
+
+
+def test_follow_refuses_frames_of_another_size(detector):
+    with pytest.raises(ValueError, match="one size"):
+        detector.follow(np.zeros((10, 10), np.uint8), np.zeros((12, 10), np.uint8), [])
+
+
 def test_one_detector_shared_by_threads(detector):
     gray = _gray(3)
     expected = detector.detect(gray)

@@ -279,12 +279,42 @@ def test_smoothing_is_an_exponential_average():
 
 def test_rescans_every_n_frames_and_after_losing_a_face():
     tracker = FaceTracker()
-    assert tracker.boxes_to_refind(3) is None  # nothing known: scan
+    assert tracker.plan(3).boxes is None  # nothing known: scan
     tracker.update([Box(0, 0, 40, 40)], np.full((1, 7), 1 / 7), 0.0)
-    plan = [tracker.boxes_to_refind(3) for _ in range(5)]
-    assert [p is None for p in plan] == [False, False, True, False, False]
+    plan = [tracker.plan(3) for _ in range(5)]
+    assert [p.boxes is None for p in plan] == [False, False, True, False, False]
     tracker.update([], np.zeros((0, 7)), 0.0, refound_from=1)  # the face was not found again
-    assert tracker.boxes_to_refind(3) is None
+    assert tracker.plan(3).boxes is None
+
+
+def test_between_scans_the_cascade_confirms_every_nth_frame_and_the_rest_follow():
+    tracker = FaceTracker()
+    tracker.update([Box(0, 0, 40, 40)], np.full((1, 7), 1 / 7), 0.0)
+    assert tracker.plan(10, confirm_every=3).previous is None  # no frame kept yet: the cascade
+    gray = np.zeros((60, 60), np.uint8)
+    tracker.remember(gray)
+    kinds = []
+    for _ in range(8):
+        plan = tracker.plan(10, confirm_every=3)
+        kinds.append("scan" if plan.boxes is None else "follow" if plan.previous is not None else "near")
+    assert kinds == ["follow", "follow", "near", "follow", "follow", "near", "follow", "follow"]
+    assert tracker.plan(10, confirm_every=3).boxes is None  # the 10th frame: a full scan
+    assert all(tracker.plan(10).previous is None for _ in range(5))  # confirm_every=1: never follow
+
+
+def test_followed_faces_keep_their_ids_on_a_moving_video(detector, classifier):
+    tracker = FaceTracker()
+    frame = face_frame(3)
+    ids, xs = [], []
+    for i in range(12):
+        _, faces = process_frame(np.roll(frame, 3 * i, axis=1), detector, classifier,
+                                 tracker=tracker, rescan_every=30, confirm_every=3)
+        assert len(faces) == 3
+        ids.append(sorted(f.track_id for f in faces))
+        xs.append(sorted(f.box[0] + f.box[2] / 2 for f in faces))
+    assert all(i == ids[0] for i in ids)
+    for i, row in enumerate(xs):  # every box's centre moved with its face, 3 px a frame
+        assert all(abs((x - x0) - 3 * i) <= 6 for x, x0 in zip(row, xs[0], strict=True))
 
 
 def test_frame_log_lines(detector, classifier, fer_dirs):

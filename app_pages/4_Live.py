@@ -29,7 +29,12 @@ from fer_core.infer import FaceTracker, process_frame
 from fer_core.paths import default_model_path
 from fer_core.recording import Recorder
 from fer_core.stream import StreamMonitor
-from fer_core.webrtc import drop_stale_video_frames, ice_servers, skipped_before
+from fer_core.webrtc import (
+    drop_stale_video_frames,
+    ice_servers,
+    send_each_frames_own_result,
+    skipped_before,
+)
 from ui.frame import page_setup
 from ui.live_panel import stream_panel
 from ui.live_photo import photo_view
@@ -128,6 +133,7 @@ with webcam_tab:
             return [frame]
 
     drop_stale_video_frames()  # frames waiting upstream of the callback are dropped too
+    send_each_frames_own_result()  # not the previous frame's: one camera interval less lag
     servers, ice_problem = ice_servers()
     if ice_problem:
         st.warning(ice_problem)

@@ -8,6 +8,7 @@ e.g. `[{"urls": "stun:stun.example.org:3478"}]`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -122,3 +123,66 @@ def skipped_before(frame) -> int:
     """Frames that `drop_stale_video_frames` skipped to reach this one (0 if none)."""
     skipped = getattr(frame, "opaque", None)
     return skipped if isinstance(skipped, int) and skipped > 0 else 0
+
+
+# How long the processing track waits for the frame it just queued to come back processed
+# before it sends the last processed frame instead (a full face scan takes ~30 ms here).
+RESULT_WAIT_S = 0.05
+_RESULT_POLL_S = 0.002
+
+
+def send_each_frames_own_result(wait_s: float = RESULT_WAIT_S) -> bool:
+    """Make streamlit-webrtc's asynchronous video processing send each frame's own result.
+
+    Its `AsyncVideoProcessTrack.recv` queues the camera frame for the processing thread and
+    returns at once with whatever was processed before, so the picture sent is the previous
+    frame's: one camera interval (33 ms at 30 fps) of lag on every frame, added to the codecs'
+    and jitter buffers'. Patched, `recv` waits (without blocking the event loop) until a result
+    produced after its frame was queued is there, up to `wait_s`, and sends the newest; past
+    the wait it sends what there is, as before, so a slow frame never stalls the stream.
+    Idempotent; returns False when streamlit-webrtc is not installed.
+    """
+    try:
+        from aiortc.mediastreams import MediaStreamError
+        from streamlit_webrtc.process import AsyncMediaProcessTrack
+    except ImportError:
+        return False
+    if getattr(AsyncMediaProcessTrack.recv, "_fer_own_result", False):
+        return True
+    original = AsyncMediaProcessTrack.recv
+
+    async def recv_own_result(self):
+        if self.kind != "video":
+            return await original(self)
+        if self.readyState != "live":
+            raise MediaStreamError
+        with self._worker_exception_lock:
+            if self._worker_exception:
+                raise self._worker_exception
+        self._start()
+        if not all(hasattr(self, a) for a in ("_out_deque", "_out_lock", "_in_queue")):
+            return await original(self)  # another streamlit-webrtc inside: leave it as it is
+        frame = await self.track.recv()
+        with self._out_lock:
+            waiting = len(self._out_deque)  # results of earlier frames, not yet sent
+        self._in_queue.put(frame)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            with self._out_lock:
+                fresh = len(self._out_deque) > waiting
+                if fresh or loop.time() >= deadline:
+                    newest = self._out_deque[-1] if self._out_deque else None
+                    self._out_deque.clear()
+                    break
+            await asyncio.sleep(_RESULT_POLL_S)
+        new_frame = newest if newest is not None else self._last_out_frame
+        if new_frame is None:
+            return frame
+        self._last_out_frame = new_frame
+        new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
+        return new_frame
+
+    recv_own_result._fer_own_result = True
+    AsyncMediaProcessTrack.recv = recv_own_result
+    return True

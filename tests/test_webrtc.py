@@ -127,6 +127,87 @@ def test_relayed_video_does_not_hand_out_the_same_frame_twice():
 
 
 
+class _Camera:
+    """An input track for the processing track: numbered frames, one every `interval_s`."""
+
+    kind = "video"
+
+    def __init__(self, frames, interval_s: float) -> None:
+        from fractions import Fraction
+
+        self.frames, self.interval_s = list(frames), interval_s
+        for frame in self.frames:
+            frame.time_base = Fraction(1, 30)
+
+    def on(self, *_args) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    async def recv(self):
+        import asyncio
+
+        await asyncio.sleep(self.interval_s)
+        return self.frames.pop(0)
+
+
+class _SlowProcessor:
+    """Takes `delay_s` per frame in the processing thread; marks each result with its input's pts."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    async def recv_queued(self, frames):
+        import time
+
+        time.sleep(self.delay_s)
+        (out,) = _frames(1)
+        out.opaque = ("result of", frames[-1].pts)
+        return [out]
+
+
+def _processed(delay_s: float, n: int = 6) -> list:
+    import asyncio
+
+    from streamlit_webrtc.process import AsyncVideoProcessTrack
+
+    track = AsyncVideoProcessTrack(_Camera(_frames(n), 0.03), _SlowProcessor(delay_s))
+
+    async def run():
+        return [await track.recv() for _ in range(n)]
+
+    try:
+        return asyncio.run(run())
+    finally:
+        track.stop()
+
+
+def test_each_camera_frame_is_answered_with_its_own_result():
+    from fer_core.webrtc import send_each_frames_own_result
+
+    assert send_each_frames_own_result() and send_each_frames_own_result()  # idempotent
+    sent = _processed(delay_s=0.005)
+    assert [f.opaque for f in sent] == [("result of", i) for i in range(6)]
+    assert [f.pts for f in sent] == list(range(6))
+
+
+def test_a_result_slower_than_the_wait_does_not_hold_the_stream_back():
+    import time
+
+    from fer_core.webrtc import RESULT_WAIT_S, send_each_frames_own_result
+
+    send_each_frames_own_result()
+    start = time.perf_counter()
+    sent = _processed(delay_s=RESULT_WAIT_S + 0.04, n=4)
+    # Each recv gave up after RESULT_WAIT_S and sent what there was: the first camera frame
+    # itself (nothing processed yet), then the newest result finished by then.
+    assert time.perf_counter() - start < 4 * (0.03 + RESULT_WAIT_S) + 0.1
+    assert sent[0].opaque is None
+    done = [f.opaque[1] for f in sent[1:] if f.opaque]
+    assert done and done == sorted(done) and all(pts < i + 1 for i, pts in enumerate(done, 1))
+
+
 # =========================================== ICE servers from the environment
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 
 from fer_core import catalog, eval_report
 from fer_core import evaluate as ev
-from fer_core.charts import confusion_diff_figure, confusion_matrix_figure
+from fer_core.charts import confusion_diff_figure, confusion_matrix_figure, reliability_figure
 from fer_core.data import save_upload
 from fer_core.display import enlarge, row_name
 from fer_core.labels import EMOTIONS
@@ -92,7 +92,8 @@ result = evaluate_or_error(spec, images, labels, entry, tta, dataset.source)
 if result is None:
     st.stop()
 
-tab_metrics, tab_mistakes, tab_compare = st.tabs(["Metrics", "Mistakes and Grad-CAM", "Compare"])
+tab_metrics, tab_calibration, tab_mistakes, tab_compare = st.tabs(
+    ["Metrics", "Calibration", "Mistakes and Grad-CAM", "Compare"])
 
 with tab_metrics:
     cols = st.columns(3)
@@ -118,6 +119,20 @@ with tab_metrics:
                           key="eval_cm_mode") == "row %"
     st.plotly_chart(confusion_matrix_figure(result.confusion, normalized=normalized),
                     key="eval_cm_chart", on_select="rerun", selection_mode="points")
+
+with tab_calibration:
+    curves = eval_report.calibration_curves(result)
+    if curves is None:
+        st.info("No faces to measure calibration on.")
+    else:
+        cal, bins = curves
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Expected calibration error", f"{cal.ece_before:.3f}")
+        c2.metric(f"ECE at temperature {cal.temperature:.2f}", f"{cal.ece_after:.3f}",
+                  delta=f"{cal.ece_after - cal.ece_before:+.3f}", delta_color="inverse")
+        c3.metric("Log-loss (before → after)", f"{cal.nll_before:.3f} → {cal.nll_after:.3f}")
+        st.caption(eval_report.calibration_note(cal, split_name))
+        st.plotly_chart(reliability_figure(bins), key="eval_reliability")
 
 with tab_mistakes:
     # a click on a heatmap cell picks it; the two boxes pick it too

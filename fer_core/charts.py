@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from fer_core.calibration import Reliability
 from fer_core.evaluate import normalize_rows
 from fer_core.labels import EMOTIONS
 
@@ -105,6 +106,32 @@ def _confusion_axes(fig: go.Figure, title: str) -> None:
                                                    "b": 10}, height=460)
     fig.update_xaxes(title="predicted", side="bottom")
     fig.update_yaxes(title="true", autorange="reversed")
+
+
+def reliability_figure(curves: Mapping[str, Reliability]) -> go.Figure:
+    """Reliability diagram: each curve's accuracy against mean confidence per bin (empty bins
+    left out; the marker size grows with the bin's faces), over the diagonal of perfect
+    calibration. `curves`: legend name -> `calibration.reliability(...)`."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                    line={"dash": "dot", "color": "grey"}, hoverinfo="skip")
+    for name, rel in curves.items():
+        keep = rel.counts > 0
+        counts = rel.counts[keep]
+        fig.add_scatter(
+            x=rel.confidence[keep].tolist(), y=rel.accuracy[keep].tolist(),
+            mode="lines+markers", name=f"{name} (ECE {rel.ece:.3f})",
+            marker={"size": (6 + 14 * np.sqrt(counts / max(1, counts.max()))).tolist()},
+            customdata=counts.tolist(),
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} faces"
+                          "<extra></extra>",
+        )
+    fig.update_layout(height=420, margin={"t": 10, "b": 10}, legend={"orientation": "h"},
+                      xaxis_title="mean confidence of the bin's faces",
+                      yaxis_title="share of them right")
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
+    return fig
 
 
 # Live

@@ -1,6 +1,6 @@
 """What the Evaluate page shows of an evaluation, as plain data: the per-class table, the
 A/B comparison tables, the commonest mistake of a class, the cell a click on the
-confusion heatmap picked, and what a score on the demo set means. The figures themselves are
+confusion heatmap picked, what a score on the demo set means, and the calibration figures. The figures themselves are
 in `fer_core.charts`."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from fer_core.calibration import Calibration, Reliability, reliability, with_temperature
 from fer_core.data import DEMO
 from fer_core.evaluate import Comparison, EvalResult
 from fer_core.labels import EMOTIONS
@@ -83,3 +84,31 @@ def demo_set_note(trained_on: str | None) -> str:
             "trained on real faces (FER2013, like the shipped default) does not transfer to "
             "them and scores near chance here (1 in 7, about 14%), whatever it scores on real "
             "faces. Choose FER2013 on the Dataset page to measure that.")
+
+
+def calibration_curves(result: EvalResult) -> tuple[Calibration, dict[str, Reliability]] | None:
+    """The Calibration tab's figures: a temperature fitted on the result's faces, and the
+    reliability bins before and after it (None without faces)."""
+    cal = result.calibration()
+    if cal is None:
+        return None
+    scaled = with_temperature(result.probs, cal.temperature)
+    return cal, {"as trained": reliability(result.probs, result.labels),
+                 f"temperature {cal.temperature:.2f}": reliability(scaled, result.labels)}
+
+
+def calibration_note(cal: Calibration, split: str) -> str:
+    """What the Calibration tab's figures mean, in a sentence or two."""
+    if abs(cal.temperature - 1.0) < 0.1:
+        way = "close to calibrated as trained"
+    elif cal.temperature > 1.0:
+        way = "over-confident: its probabilities are too sharp"
+    else:
+        way = "timid: its probabilities are too flat (label smoothing does this)"
+    return (f"The model is {way}. A temperature of {cal.temperature:.2f}, fitted on these "
+            f"{cal.faces:,} faces of {split} to minimise the log-loss ({cal.nll_before:.3f} → "
+            f"{cal.nll_after:.3f}), moves the expected calibration error from "
+            f"{cal.ece_before:.3f} to {cal.ece_after:.3f} and changes no top label. Fit "
+            "the temperature on PublicTest (the split models are chosen on), never on the split "
+            "that judges them.")
+

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from fer_core import catalog
+from fer_core.calibration import Calibration, calibrate
 from fer_core.files import atomic_write, file_sha256
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from fer_core.paths import eval_cache_dir
@@ -96,12 +97,20 @@ class EvalResult(Metrics):
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
+    def calibration(self) -> Calibration | None:
+        """A temperature fitted on these faces and the ECE before and after it (None without
+        faces). Fitted and measured on the same faces: on a validation split that is how the
+        temperature is chosen; elsewhere it says how far the confidences are off."""
+        return calibrate(self.probs, self.labels) if len(self.labels) else None
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["n"] = int(len(self.labels))
         out["tta"] = self.tta
         if self.tta:
             out["accuracy_without_tta"] = self.accuracy_without_tta
+        cal = self.calibration()
+        out["calibration"] = None if cal is None else cal.to_dict()
         return out
 
 

@@ -78,7 +78,7 @@ def test_tta_and_compare(env):
     at.selectbox(key="eval_compare").set_value(second.id).run()
     assert not at.exception, at.exception
     # same weights in both runs: every difference is zero
-    diff = _chart_z(at, 1)
+    diff = _chart_z(at, 2)  # after the heatmap and the reliability diagram
     np.testing.assert_allclose(diff, 0.0, atol=1e-9)
     summary = at.dataframe[1].value
     np.testing.assert_allclose(summary["B - A"], 0.0, atol=1e-9)
@@ -115,3 +115,24 @@ def test_an_uploaded_onnx_model_is_evaluated_like_its_keras_source(env, tmp_path
     at.selectbox(key="eval_pred").set_value(EMOTIONS[p]).run()
     assert not at.exception, at.exception
     assert any("Grad-CAM is not available" in i.value for i in at.info)
+
+
+def test_calibration_tab_shows_the_ece_before_and_after_a_fitted_temperature(env):
+    from fer_core import calibration
+
+    first, _, _ = env
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key="eval_model").set_value(first.id).run()
+    assert not at.exception, at.exception
+    cached = np.load(next((first.dir / "eval").glob("PublicTest*.npz")))
+    probs, labels = cached["probs"], cached["labels"]
+    fitted = calibration.calibrate(probs, labels)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Expected calibration error"] == f"{fitted.ece_before:.3f}"
+    assert metrics[f"ECE at temperature {fitted.temperature:.2f}"] == f"{fitted.ece_after:.3f}"
+    assert any("temperature of" in c.value for c in at.caption)
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    names = [trace["name"] for trace in spec["data"]]
+    assert names[0] == "perfectly calibrated" and len(names) == 3
+    assert names[1] == f"as trained (ECE {fitted.ece_before:.3f})"
+

@@ -35,6 +35,11 @@ def _print_table(result, header: str) -> None:
     if result.tta:
         line += f"  (TTA on; without TTA accuracy {result.accuracy_without_tta:.4f})"
     print(line)
+    cal = result.calibration()
+    if cal is not None:
+        print(f"calibration: ECE {cal.ece_before:.4f}, NLL {cal.nll_before:.4f}; with a "
+              f"temperature fitted on these faces (T = {cal.temperature:.3f}) ECE "
+              f"{cal.ece_after:.4f}, NLL {cal.nll_after:.4f}")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for c in result.per_class:
         print(f"{c.name:<10}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}{c.support:>9d}")

@@ -123,7 +123,8 @@ with webcam_tab:
             image = frame.to_ndarray(format="bgr24")
             annotated, faces = process_frame(
                 image, detector, classifier, tracker=tracker, smoothing=smoothing,
-                rescan_every=rescan_every, monitor=monitor, captured_at=frame.time,
+                rescan_every=rescan_every, scan_in_background=True, monitor=monitor,
+                captured_at=frame.time,
                 dropped=dropped,
             )
             recorder.add(frame.time if frame.time is not None else time.time(), faces)

@@ -67,6 +67,7 @@ class FaceDetector:
         self.min_neighbors = int(min_neighbors)
         self.min_size = int(min_size)
         self.detect_width = int(detect_width)
+        self.cascade = cascade
         path = cascade_path(cascade)
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
@@ -78,6 +79,12 @@ class FaceDetector:
             f"FaceDetector(scale_factor={self.scale_factor}, min_neighbors={self.min_neighbors}, "
             f"min_size={self.min_size}, detect_width={self.detect_width})"
         )
+
+    def twin(self) -> "FaceDetector":
+        """A detector with the same settings and its own cascade, for another thread: one
+        cascade scans one image at a time (its lock), so a twin lets two scans overlap."""
+        return FaceDetector(self.scale_factor, self.min_neighbors, self.min_size,
+                            self.detect_width, self.cascade)
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         """Boxes of the faces in a 2-D uint8 image, largest first; [] for an empty image."""

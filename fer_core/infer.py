@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -211,10 +212,12 @@ def crop_faces(gray: np.ndarray, boxes: list[Box], margin: float = 0.1) -> np.nd
 
 class FramePlan(NamedTuple):
     """Where to look for a frame's faces: everywhere (`boxes` None), near `boxes` with the
-    cascade, or (with `previous`, the frame they were found in) by following them."""
+    cascade, or (with `previous`, the frame they were found in) by following them; and
+    whether to scan this frame for new faces in the background afterwards (`scan_later`)."""
 
     boxes: list[Box] | None
     previous: np.ndarray | None
+    scan_later: bool = False
 
 
 @dataclass
@@ -241,6 +244,9 @@ class FaceTracker:
         self._since_look = 0
         self._lost = False
         self._gray: np.ndarray | None = None
+        self._scan: Future | None = None  # a background scan for new faces
+        self._scan_pool: ThreadPoolExecutor | None = None
+        self._scan_twins: tuple[FaceDetector, FaceDetector] | None = None  # (detector, twin)
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -250,26 +256,65 @@ class FaceTracker:
             self._since_look = 0
             self._lost = False
             self._gray = None
+            if self._scan is not None:
+                self._scan.cancel()
+            self._scan = None
 
-    def plan(self, rescan_every: int, confirm_every: int = 1) -> FramePlan:
+    def plan(self, rescan_every: int, confirm_every: int = 1, *,
+             scan_in_background: bool = False) -> FramePlan:
         """How to find this frame's faces.
 
         A full scan (`boxes` None) when no face is known, a face was lost last frame, or
         `rescan_every` frames have passed. Otherwise the cascade looks near the known boxes,
         and between such looks (up to `confirm_every - 1` frames in a row) the boxes are
         followed from the last frame (`previous`, kept by `remember`).
+
+        scan_in_background: the periodic scan (faces known, none lost) does not hold the frame
+        up: the cascade looks near the known faces and `scan_later` asks for the frame to be
+        scanned in the background (`scan_later_for`); faces that scan finds beyond the known
+        ones are looked for near their place in the first frame planned after it ends.
         """
         with self._lock:
             seen = [t.box for t in self._tracks if t.missed == 0]
-            if not seen or self._lost or rescan_every <= 1 or self._since_scan >= rescan_every - 1:
+            found = self._new_from_scan(seen)
+            if found:
+                self._since_look = 0
+                return FramePlan(seen + found, None)
+            due = rescan_every <= 1 or self._since_scan >= rescan_every - 1
+            if not seen or self._lost or (due and not scan_in_background):
                 self._since_scan = self._since_look = 0
                 return FramePlan(None, None)
+            if due:
+                self._since_scan = self._since_look = 0
+                return FramePlan(seen, None, scan_later=self._scan is None)
             self._since_scan += 1
             if self._gray is not None and self._since_look < confirm_every - 1:
                 self._since_look += 1
                 return FramePlan(seen, self._gray)
             self._since_look = 0
             return FramePlan(seen, None)
+
+    def _new_from_scan(self, seen: list[Box]) -> list[Box]:
+        """Boxes a finished background scan found away from every known face (lock held)."""
+        if self._scan is None or not self._scan.done():
+            return []
+        scan, self._scan = self._scan, None
+        try:
+            boxes = scan.result()
+        except Exception:  # a failed scan finds nothing; the next one will try again
+            return []
+        return [b for b in boxes if all(iou(b, known) < self.iou_threshold for known in seen)]
+
+    def scan_later_for(self, detector: FaceDetector, gray: np.ndarray) -> None:
+        """Scan `gray` for faces in a background thread (see `plan`); one scan at a time."""
+        with self._lock:
+            if self._scan is not None:
+                return
+            if self._scan_pool is None:
+                self._scan_pool = ThreadPoolExecutor(1, thread_name_prefix="fer-face-scan")
+            if self._scan_twins is None or self._scan_twins[0] is not detector:
+                self._scan_twins = (detector, detector.twin())  # frames keep `detector`'s lock
+            self._scan = self._scan_pool.submit(self._scan_twins[1].detect, gray)
 
     def remember(self, gray: np.ndarray) -> None:
         """Keep the frame whose faces were just found, for `plan` to follow them from."""
@@ -370,6 +415,7 @@ def process_frame(
     smoothing: float = 0.0,
     rescan_every: int = DEFAULT_RESCAN_EVERY,
     confirm_every: int = DEFAULT_CONFIRM_EVERY,
+    scan_in_background: bool = False,
     monitor: StreamMonitor | None = None,
     margin: float = 0.1,
     whole_image: bool = False,
@@ -384,6 +430,10 @@ def process_frame(
       `smoothing` and full scans happen every `rescan_every` frames (without it, every frame);
       in between, the cascade confirms the known faces every `confirm_every` frames and the
       other frames follow them (1: the cascade every frame).
+    scan_in_background: with a tracker, the periodic full scan runs in a thread after the
+      frame instead of inside it, so a stream's frames take about the same time each (a full
+      scan costs ~30 ms, a frame without one a few); new faces then appear a frame or two
+      later. For live streams; a recorded video's analysis keeps scans in order.
     whole_image: skip detection and classify the whole image as one face (photos where the
       detector finds none).
     captured_at, dropped: the frame's capture time stamp (s) and the stream's frames skipped
@@ -401,7 +451,8 @@ def process_frame(
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         plan = FramePlan(None, None)
         if tracker is not None and not whole_image:
-            plan = tracker.plan(rescan_every, confirm_every)
+            plan = tracker.plan(rescan_every, confirm_every,
+                                scan_in_background=scan_in_background)
         refind = plan.boxes
         if whole_image:
             boxes = [Box(0, 0, gray.shape[1], gray.shape[0])]
@@ -413,6 +464,8 @@ def process_frame(
             boxes = detector.detect_near(gray, refind)
         if tracker is not None and not whole_image:
             tracker.remember(gray)
+            if plan.scan_later:
+                tracker.scan_later_for(detector, gray)
         t_detect = time.perf_counter()
         probs = classifier.predict(crop_faces(gray, boxes, 0.0 if whole_image else margin))
         ids: list[int | None] = [None] * len(boxes)

@@ -134,3 +134,12 @@ def test_one_detector_shared_by_threads(detector):
     for t in threads:
         t.join()
     assert len(results) == 9 and all(r == expected for r in results)
+
+
+def test_a_twin_detector_finds_the_same_faces_with_its_own_cascade():
+    detector = FaceDetector(scale_factor=1.2, min_neighbors=4, min_size=30, detect_width=200)
+    twin = detector.twin()
+    assert repr(twin) == repr(detector) and twin.cascade == detector.cascade
+    assert twin._cascade is not detector._cascade and twin._lock is not detector._lock
+    gray = np.random.default_rng(0).integers(0, 255, (120, 160), dtype=np.uint8)
+    assert twin.detect(gray) == detector.detect(gray)

@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -302,6 +303,64 @@ def test_between_scans_the_cascade_confirms_every_nth_frame_and_the_rest_follow(
     assert all(tracker.plan(10).previous is None for _ in range(5))  # confirm_every=1: never follow
 
 
+def test_a_background_scan_does_not_hold_the_frame_up_and_its_new_faces_are_looked_for():
+    tracker = FaceTracker()
+    tracker.update([Box(0, 0, 40, 40)], np.full((1, 7), 1 / 7), 0.0)
+    plans = [tracker.plan(3, scan_in_background=True) for _ in range(3)]
+    assert [p.boxes is not None for p in plans] == [True, True, True]  # never a full scan
+    assert [p.scan_later for p in plans] == [False, False, True]
+
+    class Detector:
+        def detect(self, gray):
+            return [Box(0, 0, 40, 40), Box(100, 100, 50, 50)]  # the known face and a new one
+
+        def twin(self):
+            return self
+
+    tracker.scan_later_for(Detector(), np.zeros((200, 200), np.uint8))
+    for _ in range(100):
+        plan = tracker.plan(3, scan_in_background=True)
+        if len(plan.boxes) == 2:
+            break
+        time.sleep(0.01)
+    assert plan.boxes == [Box(0, 0, 40, 40), Box(100, 100, 50, 50)] and plan.previous is None
+    assert len(tracker.plan(3, scan_in_background=True).boxes) == 1  # taken once
+
+
+def test_a_face_that_walks_in_is_found_by_the_background_scan(detector, classifier):
+    three = face_frame(3)
+    one = three.copy()
+    one[:, :215] = one[:, 415:] = 128  # only the middle face, until the other two walk in
+
+    class Watched:
+        """The detector, noting which thread each full scan ran in."""
+
+        def __init__(self) -> None:
+            self.scans: list[str] = []
+
+        def detect(self, gray):
+            self.scans.append(threading.current_thread().name)
+            return detector.detect(gray)
+
+        def twin(self):
+            return self  # the scan thread's detector: still watched
+
+        def __getattr__(self, name):
+            return getattr(detector, name)
+
+    watched, tracker, counts = Watched(), FaceTracker(), []
+    for i in range(14):
+        start = time.perf_counter()
+        _, faces = process_frame(one if i < 4 else three, watched, classifier, tracker=tracker,
+                                 rescan_every=6, scan_in_background=True)
+        counts.append(len(faces))
+        time.sleep(max(0.0, 0.04 - (time.perf_counter() - start)))  # a 25 fps camera
+    assert counts[:4] == [1, 1, 1, 1]
+    assert counts[-1] == 3  # the two new faces came in a frame or two after a rescan
+    assert watched.scans[0] == threading.current_thread().name  # nothing known: inline
+    assert len(watched.scans) >= 2 and all(n.startswith("fer-face-scan") for n in watched.scans[1:])
+
+
 def test_followed_faces_keep_their_ids_on_a_moving_video(detector, classifier):
     tracker = FaceTracker()
     frame = face_frame(3)
@@ -458,3 +517,16 @@ def test_small_images_still_decode() -> None:
     with pytest.raises(ValueError, match="cut.png: not a readable image"):
         decode_image(buf.getvalue()[:40], "cut.png")
 
+
+
+def test_the_background_scan_does_not_wait_for_the_frames_detector(detector):
+    tracker = FaceTracker()
+    tracker.update([Box(0, 0, 40, 40)], np.full((1, 7), 1 / 7), 0.0)
+    with detector._lock:  # a frame's detect_near holding the cascade
+        tracker.scan_later_for(detector, face_frame(3)[..., 0].copy())
+        for _ in range(300):
+            plan = tracker.plan(3, scan_in_background=True)
+            if len(plan.boxes) > 1:
+                break
+            time.sleep(0.01)
+    assert len(plan.boxes) == 4  # the known box, and the 3 faces the scan found on its own cascade

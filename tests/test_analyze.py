@@ -234,3 +234,28 @@ def test_the_recorder_is_bounded_and_thread_safe():
         recorder.add(100.0 + t, [face])
     assert recorder.full and not recorder.recording and len(recorder.rows()) == 1000
     assert recorder.csv().splitlines()[0] == ",".join(COLUMNS)
+
+
+def test_the_annotated_video_is_encoded_in_order_beside_the_analysis(tmp_path):
+    import av
+
+    from fer_core.analyze import _VideoWriter
+
+    writer = _VideoWriter(tmp_path / "out.mp4", 30.0)
+    for i in range(40):  # more than the queue holds: write waits, nothing is dropped
+        writer.write(np.full((64, 80, 3), i * 6, np.uint8))
+    writer.close()
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        means = [f.to_ndarray(format="gray").mean() for f in container.decode(video=0)]
+    assert len(means) == 40
+    assert all(b > a for a, b in zip(means, means[1:], strict=False))  # in the order written
+
+
+def test_an_encoding_error_is_raised_not_swallowed(tmp_path):
+    from fer_core.analyze import _VideoWriter
+
+    writer = _VideoWriter(tmp_path / "out.mp4", 30.0)
+    writer.write(np.zeros((64, 80, 3), np.uint8))
+    writer.write(np.zeros((64, 80, 3), np.float64))  # no bgr24 frame can be made of it
+    with pytest.raises((ValueError, TypeError)):
+        writer.close()

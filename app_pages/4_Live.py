@@ -104,6 +104,7 @@ def detector_at(width: int) -> FaceDetector:
 
 detector = detector_at(settings.detect_width)
 smoothing, rescan_every = settings.smoothing, settings.rescan_every
+uncertain_below = settings.uncertain_below
 webcam_tab, photo_tab = st.tabs(["Webcam", "Photo"])
 
 # ---------------------------------------------------------------- webcam
@@ -124,8 +125,7 @@ with webcam_tab:
             annotated, faces = process_frame(
                 image, detector, classifier, tracker=tracker, smoothing=smoothing,
                 rescan_every=rescan_every, scan_in_background=True, monitor=monitor,
-                captured_at=frame.time,
-                dropped=dropped,
+                uncertain_below=uncertain_below, captured_at=frame.time, dropped=dropped,
             )
             recorder.add(frame.time if frame.time is not None else time.time(), faces)
             return [av.VideoFrame.from_ndarray(annotated, format="bgr24")]  # pts set by webrtc
@@ -171,8 +171,9 @@ with webcam_tab:
     if st.button("Reset tracking and statistics", key="live_reset"):
         st.session_state[STREAM_KEY] = new_stream()
         st.rerun()
-    recording_view(recorder)
+    recording_view(recorder, uncertain_below=uncertain_below)
 
 # ---------------------------------------------------------------- photos
 with photo_tab:
-    photo_view(lambda: detector_at(max(settings.detect_width, PHOTO_DETECT_WIDTH)), classifier)
+    photo_view(lambda: detector_at(max(settings.detect_width, PHOTO_DETECT_WIDTH)), classifier,
+               uncertain_below=uncertain_below)

@@ -14,6 +14,7 @@ from fer_core.analyze import VIDEO, VIDEO_SUFFIXES, AnalysisError, input_kind
 from fer_core.data.sources import IMAGE_SUFFIXES
 from fer_core.uploads import MAX_UPLOAD_BYTES
 from ui.analysis_view import progress_panel, result_view
+from ui.confidence import uncertain_slider
 from ui.frame import page_setup
 
 SELECTED = "analysis_selected"  # session_state: the analysis shown (its folder name)
@@ -33,12 +34,14 @@ with st.form("analysis_new"):
         key="analysis_upload", max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     typed = st.text_input("…or a path on this machine (a file or a folder of photos)",
                           key="analysis_path")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     spec = c1.selectbox("Model", list(models) or ["default"], key="analysis_model",
                         format_func=lambda s: models[s].label if s in models else s)
     every = c2.number_input("Analyse every Nth frame", 1, 100, 1, key="analysis_every")
     annotated = c3.checkbox("Write the annotated video", True, key="analysis_annotated",
                             help="An H.264 mp4 with boxes and labels (videos only; no audio).")
+    with c4:
+        uncertain_below = uncertain_slider("analysis_uncertain")
     started = st.form_submit_button("Start", type="primary")
 
 if started:
@@ -46,12 +49,14 @@ if started:
         if upload is not None:
             is_video = Path(upload.name).suffix.lower() in VIDEO_SUFFIXES
             folder = jobs.new_analysis(upload.name, data=upload.getvalue(), model=spec,
-                                       every=int(every), annotated=annotated and is_video)
+                                       every=int(every), annotated=annotated and is_video,
+                                       uncertain_below=uncertain_below)
         elif typed.strip():
             path = Path(typed.strip()).expanduser()
             is_video = input_kind(path) == VIDEO  # AnalysisError: missing, or not an input
             folder = jobs.new_analysis(path.name, input_path=path, model=spec, every=int(every),
-                                       annotated=annotated and is_video)
+                                       annotated=annotated and is_video,
+                                       uncertain_below=uncertain_below)
         else:
             raise AnalysisError("choose a file to upload or type a path first")
         jobs.start_analysis(folder)

@@ -55,6 +55,7 @@ class AnalysisStatus:
     summary: dict[str, Any] | None
     error: str | None
     created: str
+    uncertain_below: float = 0.0  # faces less sure than this are shown as uncertain
 
     @property
     def fraction(self) -> float | None:
@@ -89,7 +90,7 @@ def read_status(folder: str | os.PathLike) -> AnalysisStatus:
         model=job.get("model", "default"), state=state,
         frames=int(progress.get("frames", 0)), total=progress.get("total"),
         seconds=float(progress.get("seconds", 0.0)), summary=summary, error=error,
-        created=job.get("created", ""))
+        created=job.get("created", ""), uncertain_below=float(job.get("uncertain_below", 0.0)))
 
 
 def list_analyses(root: str | os.PathLike | None = None) -> list[AnalysisStatus]:
@@ -102,6 +103,7 @@ def list_analyses(root: str | os.PathLike | None = None) -> list[AnalysisStatus]
 
 
 def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated: bool = False,
+                 uncertain_below: float = 0.0,
                  input_path: str | os.PathLike | None = None, data: bytes | None = None,
                  root: str | os.PathLike | None = None) -> Path:
     """A folder for an analysis of a typed path (`input_path`) or uploaded bytes (`data`,
@@ -110,6 +112,8 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
         raise ValueError("give the input's path or its bytes, not both")
     if every < 1:
         raise ValueError("every must be 1 or more")
+    if not 0.0 <= uncertain_below < 1.0:
+        raise ValueError(f"uncertain_below must be from 0 to below 1, got {uncertain_below}")
     root = Path(root) if root else analyses_root()
     stamp = datetime.now(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).stem)[:40].strip("-.") or "input"
@@ -128,6 +132,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
     runs.write_json(folder / "job.json", {
         "input": str(Path(input_path).resolve()), "name": Path(name).name, "model": model,
         "every": int(every), "annotated": bool(annotated),
+        "uncertain_below": float(uncertain_below),
         "created": stamp.isoformat(timespec="seconds")})
     return folder
 
@@ -178,6 +183,7 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
             source, folder / "rows.csv", classifier, FaceDetector(),
             annotated=folder / "annotated.mp4" if job.get("annotated") else None,
             every=int(job.get("every", 1)), thumbnails=folder / "faces", on_frame=on_frame,
+            uncertain_below=float(job.get("uncertain_below", 0.0)),
             should_stop=lambda: (folder / "stop").exists())
         out = {**summary.to_json(), "state": STOPPED if summary.stopped else FINISHED,
                "error": None}

@@ -36,7 +36,8 @@ from fer_core import uploads
 from fer_core.data.sources import IMAGE_SUFFIXES, SYSTEM_FOLDERS, read_regular, walk_folder
 from fer_core.detect import FaceDetector
 from fer_core.files import atomic_path
-from fer_core.infer import DEFAULT_RESCAN_EVERY, FaceTracker, decode_image, draw_faces, process_frame
+from fer_core.infer import (DEFAULT_RESCAN_EVERY, UNCERTAIN, FaceTracker, decode_image,
+                            draw_faces, process_frame)
 from fer_core.labels import EMOTIONS
 from fer_core.runtimes import FaceModel
 
@@ -375,12 +376,13 @@ class _Thumbnails:
 def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier: FaceModel,
                  detector: FaceDetector, *, annotated: str | os.PathLike | None = None,
                  every: int = 1, rescan_every: int = DEFAULT_RESCAN_EVERY,
-                 thumbnails: str | os.PathLike | None = None,
+                 thumbnails: str | os.PathLike | None = None, uncertain_below: float = 0.0,
                  on_frame: Callable[[Frame, Summary], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> Summary:
     """Analyse `path` into `out_csv` (module docstring); AnalysisError when nothing in it can
     be analysed, in which case no file is left behind. `thumbnails`: a folder to keep a few
-    crops of each face in (`<face id>-<frame>.png`)."""
+    crops of each face in (`<face id>-<frame>.png`). `uncertain_below`: faces less sure than
+    this are drawn as uncertain in the annotated video (the CSV keeps every top label)."""
     path, out_csv = Path(path), Path(out_csv)
     summary = Summary()
     kind = input_kind(path)
@@ -408,7 +410,7 @@ def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier
                     image, last_faces = process_frame(
                         frame.image, detector, classifier, tracker=tracker, smoothing=0.0,
                         rescan_every=rescan_every if kind == VIDEO else 1,
-                        draw=writer is not None)
+                        uncertain_below=uncertain_below, draw=writer is not None)
                     _record(rows, frame, last_faces, summary)
                     if keeper is not None:
                         keeper.offer(frame, last_faces)
@@ -469,15 +471,17 @@ def smoothed(probs: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def emotion_share_by_face(rows: Any) -> Any:
+def emotion_share_by_face(rows: Any, uncertain_below: float = 0.0) -> Any:
     """Share of each face's analysed frames per top emotion: a DataFrame, one row per face id
-    (rows: the CSV as a DataFrame)."""
+    (rows: the CSV as a DataFrame). With `uncertain_below` above 0, frames whose confidence is
+    below it count as "uncertain" (a last column) instead of as their top emotion."""
     import pandas as pd
 
+    columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 else list(EMOTIONS)
     if len(rows) == 0:
-        return pd.DataFrame(columns=["face_id", "frames", *EMOTIONS])
-    counts = pd.crosstab(rows["face_id"], rows["label"]).reindex(columns=list(EMOTIONS),
-                                                                   fill_value=0)
+        return pd.DataFrame(columns=["face_id", "frames", *columns])
+    labels = rows["label"].where(rows["confidence"] >= uncertain_below, UNCERTAIN)
+    counts = pd.crosstab(rows["face_id"], labels).reindex(columns=columns, fill_value=0)
     share = counts.div(counts.sum(axis=1), axis=0)
     share.insert(0, "frames", counts.sum(axis=1))
     return share.reset_index()

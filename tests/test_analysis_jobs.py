@@ -55,6 +55,12 @@ def test_an_analysis_runs_in_its_own_process_and_keeps_everything(env, clip):
     assert [a.id for a in jobs.list_analyses()] == [folder.name]
 
 
+def test_a_threshold_outside_0_to_1_is_refused(env, clip):
+    with pytest.raises(ValueError, match="uncertain_below"):
+        jobs.new_analysis(clip.name, input_path=clip, uncertain_below=1.5)
+    assert not env.analyses.exists() or not any(env.analyses.iterdir())  # no folder left
+
+
 def test_an_uploaded_input_is_kept_in_its_folder(env, clip):
     folder = jobs.new_analysis("my talk?.mp4", data=clip.read_bytes())
     assert (folder / "input" / "my-talk-.mp4").read_bytes() == clip.read_bytes()
@@ -109,6 +115,7 @@ def test_the_page_starts_an_analysis_and_shows_its_results(env, clip):
     assert any("No analysis yet" in i.value for i in at.info)
     at.file_uploader(key="analysis_upload").set_value(
         (clip.name, clip.read_bytes(), "video/mp4"))
+    at.slider(key="analysis_uncertain").set_value(0.55)
     at.button[0].click()  # the form's Start
     at.run()
     assert not at.exception, at.exception
@@ -121,6 +128,10 @@ def test_the_page_starts_an_analysis_and_shows_its_results(env, clip):
     assert len(at.get("plotly_chart")) >= 3  # one timeline per face
     shares = at.dataframe[0].value  # the shares table comes first
     assert list(shares.columns[:2]) == ["face_id", "frames"] and shares["frames"].sum() == 40
+    assert shares.columns[-1] == "uncertain" and jobs.read_status(folder).uncertain_below == 0.55
+    rows = rows_of(folder / "rows.csv")
+    unsure = sum(float(r["confidence"]) < 0.55 for r in rows) / len(rows)
+    assert abs(shares["uncertain"] @ shares["frames"] / 40 - unsure) < 1e-9
     downloads = at.get("download_button")
     assert len(downloads) == 2  # the CSV and the annotated video
 

@@ -210,6 +210,8 @@ def test_the_cli_writes_the_csv_and_a_json_summary(clip, tmp_path, capsys, fer_d
             "emotion_share"} <= set(summary)
     assert main(["analyze", str(tmp_path / "nope.mp4"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["analyze", str(clip), "--out", str(out), "--uncertain-below", "1"]) == 2
+    assert "--uncertain-below must be from 0 to below 1" in capsys.readouterr().err
 
 
 def test_the_recorder_is_bounded_and_thread_safe():
@@ -259,3 +261,20 @@ def test_an_encoding_error_is_raised_not_swallowed(tmp_path):
     writer.write(np.zeros((64, 80, 3), np.float64))  # no bgr24 frame can be made of it
     with pytest.raises((ValueError, TypeError)):
         writer.close()
+
+
+def test_the_share_of_time_counts_unsure_frames_as_uncertain():
+    import pandas as pd
+
+    from fer_core.analyze import emotion_share_by_face
+
+    rows = pd.DataFrame({"face_id": [1, 1, 1, 1, 2],
+                         "label": ["happy", "happy", "sad", "sad", "fear"],
+                         "confidence": [0.9, 0.3, 0.8, 0.39, 0.5]})
+    plain = emotion_share_by_face(rows).set_index("face_id")
+    assert "uncertain" not in plain.columns
+    assert plain.loc[1, "happy"] == plain.loc[1, "sad"] == 0.5
+    unsure = emotion_share_by_face(rows, 0.4).set_index("face_id")
+    assert list(unsure.columns[-1:]) == ["uncertain"]
+    assert unsure.loc[1, ["happy", "sad", "uncertain"]].tolist() == [0.25, 0.25, 0.5]
+    assert unsure.loc[2, "fear"] == 1.0 and unsure.loc[2, "frames"] == 1

@@ -18,6 +18,7 @@ import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from face_frames import face_centers, face_frame
 from fer_core.detect import Box, FaceDetector
 from fer_core.infer import (
+    UNCERTAIN_COLOR,
     Classifier,
     FaceTracker,
     StreamMonitor,
@@ -385,7 +386,7 @@ def test_frame_log_lines(detector, classifier, fer_dirs):
     assert len(lines) == 3
     assert [len(entry["faces"]) for entry in lines] == [3, 0, 0] and "error" in lines[2]
     face = lines[0]["faces"][0]
-    assert set(face) == {"box", "label", "probs"} and len(face["box"]) == 4
+    assert set(face) == {"box", "label", "uncertain", "probs"} and len(face["box"]) == 4
     assert face["label"] in EMOTIONS and len(face["probs"]) == 7 and lines[0]["t"] > 0
 
 
@@ -530,3 +531,18 @@ def test_the_background_scan_does_not_wait_for_the_frames_detector(detector):
                 break
             time.sleep(0.01)
     assert len(plan.boxes) == 4  # the known box, and the 3 faces the scan found on its own cascade
+
+
+def test_faces_below_the_threshold_are_marked_and_drawn_uncertain(detector, classifier):
+    frame = face_frame(3)
+    _, named = process_frame(frame, detector, classifier)
+    assert named and not any(f.uncertain for f in named)
+    assert all(f.shown == f.label for f in named)
+    top = max(f.confidence for f in named)
+    drawn, faces = process_frame(frame, detector, classifier, uncertain_below=top + 1e-6)
+    assert all(f.uncertain for f in faces)
+    assert all(f.shown == f"uncertain ({f.label}?)" for f in faces)
+    assert [f.label for f in faces] == [f.label for f in named]  # the best guess is kept
+    x, y, w, h = faces[0].box
+    assert tuple(drawn[y + h // 2, x]) == UNCERTAIN_COLOR  # the box's left edge, in gray
+    assert faces[0].to_json()["uncertain"] is True

@@ -159,7 +159,20 @@ def test_photo_upload_labels_faces(env):
     assert not at.exception
     assert "three.png: 3 face(s)" in _image_captions(at)
     table = at.dataframe[0].value
-    assert len(table) == 3 and set(table["emotion"]) <= set(fer_core.EMOTIONS)
+    named = {*fer_core.EMOTIONS, *(f"uncertain ({e}?)" for e in fer_core.EMOTIONS)}
+    assert len(table) == 3 and set(table["emotion"]) <= named
+
+
+def test_faces_less_sure_than_the_threshold_are_called_uncertain(env):
+    at = _run()
+    at.file_uploader(key="photo_file").set_value(("three.png", _png(face_frame(3)), "image/png"))
+    at.slider(key="live_uncertain").set_value(0.0).run()
+    table = at.dataframe[0].value
+    assert set(table["emotion"]) <= set(fer_core.EMOTIONS)  # 0: every face named
+    at.slider(key="live_uncertain").set_value(0.9).run()
+    table = at.dataframe[0].value
+    for emotion, confidence in zip(table["emotion"], table["confidence"], strict=True):
+        assert (emotion.startswith("uncertain (")) == (confidence < 0.9), (emotion, confidence)
 
 
 def test_photo_without_face_offers_whole_image(env):

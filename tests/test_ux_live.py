@@ -38,12 +38,12 @@ def live_page(tmp_path, monkeypatch, fer_dirs) -> AppTest:
 
 
 def _panel_script() -> None:
-    from types import SimpleNamespace
-
+    from fer_core.detect import Box
+    from fer_core.infer import FacePrediction
     from ui.live_panel import stream_panel
 
-    face = SimpleNamespace(label="happy", confidence=0.6, track_id=1,  # a FacePrediction
-                           probs=(0.1, 0.0, 0.1, 0.6, 0.1, 0.05, 0.05))
+    face = FacePrediction(Box(0, 0, 50, 50), "happy", 0.6, (0.1, 0.0, 0.1, 0.6, 0.1, 0.05, 0.05),
+                          track_id=1)
     stream_panel({"frames": 12345, "errors": 0, "dropped": 4321, "last_error": None,
                   "fps": 29.6, "camera_fps": 30.0, "drop_share": 0.35, "lag_ms": 1234.4,
                   "lag_p95_ms": 2345.6, "frame_ms": 394.2, "detect_ms": 12.3,

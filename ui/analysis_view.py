@@ -62,10 +62,12 @@ def result_view(status: jobs.AnalysisStatus) -> None:
         d2.download_button("Download the annotated video (mp4)", video.read_bytes(),
                            file_name=f"{Path(status.name).stem}-annotated.mp4",
                            mime="video/mp4", key="analysis_video")
-    faces_view(rows, thumbnails=status.folder / "faces", key="analysis", smooth=True)
+    faces_view(rows, thumbnails=status.folder / "faces", key="analysis", smooth=True,
+               uncertain_below=status.uncertain_below)
 
 
-def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth: bool) -> None:
+def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth: bool,
+               uncertain_below: float = 0.0) -> None:
     """Per face: the share of time in each emotion, and its timeline (with thumbnails when
     there are any); `smooth`: average each face's probabilities as the Live page does (the
     Live page's own recording is smoothed already)."""
@@ -73,8 +75,12 @@ def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth:
         st.info("No face was found in any analysed frame.")
         return
     st.subheader("Share of time in each emotion, per face")
-    st.dataframe(emotion_share_by_face(rows).style.format(
-        {e: "{:.0%}" for e in EMOTIONS}), hide_index=True, key=f"{key}_shares")
+    shares = emotion_share_by_face(rows, uncertain_below)
+    if uncertain_below > 0:
+        st.caption(f"Frames where a face's top probability is below {uncertain_below:.0%} "
+                   "count as uncertain.")
+    st.dataframe(shares.style.format({c: "{:.0%}" for c in shares.columns[2:]}),
+                 hide_index=True, key=f"{key}_shares")
     faces = rows["face_id"].value_counts().index[:MAX_TIMELINES]
     st.subheader("Timelines")
     st.caption(("Each face's probabilities, smoothed as on the Live page (weight of the past "

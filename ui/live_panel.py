@@ -61,11 +61,11 @@ def _faces(faces: list, started: bool) -> None:
         st.info("No face in view.")
     else:
         main = faces[0]
-        st.markdown(f"**Main face: {main.label}** ({main.confidence:.0%}) · "
+        st.markdown(f"**Main face: {main.shown}** ({main.confidence:.0%}) · "
                     f"{len(faces)} face(s) in view")
         for emotion, p in zip(EMOTIONS, main.probs, strict=True):
             st.progress(float(min(max(p, 0.0), 1.0)), text=f"{emotion} {p:.0%}")
         if len(faces) > 1:
             st.caption(" · ".join(
-                f"face {f.track_id}: {f.label} {f.confidence:.0%}" for f in faces[1:]
+                f"face {f.track_id}: {f.shown} {f.confidence:.0%}" for f in faces[1:]
             ))

@@ -16,9 +16,11 @@ from fer_core.stream import StreamMonitor
 BOX_COLUMNS = {"x": "left edge", "y": "top edge", "w": "width", "h": "height"}
 
 
-def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> None:
+def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier, *,
+               uncertain_below: float = 0.0) -> None:
     """Source choice, then the annotated picture; `detector` is called once a picture is
-    there (photos are scanned at more detail than webcam frames)."""
+    there (photos are scanned at more detail than webcam frames). Faces less sure than
+    `uncertain_below` are shown as uncertain."""
     source = st.radio("Source", ["Upload an image", "Take a snapshot"], horizontal=True,
                       key="photo_source")
     if source == "Upload an image":
@@ -35,7 +37,8 @@ def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> 
         return
     photo_detector = detector()
     monitor = StreamMonitor()
-    annotated, faces = process_frame(image, photo_detector, classifier, monitor=monitor)
+    annotated, faces = process_frame(image, photo_detector, classifier, monitor=monitor,
+                                     uncertain_below=uncertain_below)
     if not faces and not monitor.errors:
         st.info(
             f"No face found in {name} with the current detector settings. Try a lower "
@@ -44,7 +47,8 @@ def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> 
         )
         if st.checkbox("Classify the whole image as one face", key="photo_whole"):
             annotated, faces = process_frame(image, photo_detector, classifier,
-                                             monitor=monitor, whole_image=True)
+                                             monitor=monitor, whole_image=True,
+                                             uncertain_below=uncertain_below)
     if monitor.errors:
         st.error(f"Could not process {name}: {monitor.last_error}")
     left, right = st.columns([3, 2])
@@ -54,7 +58,7 @@ def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier) -> 
         st.dataframe(  # under both columns: seven columns do not fit beside the photo
             {
                 "face": list(range(1, len(faces) + 1)),
-                "emotion": [f.label for f in faces],
+                "emotion": [f.shown for f in faces],
                 "confidence": [round(f.confidence, 3) for f in faces],
                 **{axis: [int(f.box[i]) for f in faces] for i, axis in enumerate(BOX_COLUMNS)},
             },

@@ -11,7 +11,7 @@ from ui.analysis_view import faces_view
 REFRESH_S = 2.0  # a light fragment: the webcam callback shares the CPU
 
 
-def recording_view(recorder: Recorder) -> None:
+def recording_view(recorder: Recorder, *, uncertain_below: float = 0.0) -> None:
     st.subheader("Record")
 
     def toggled() -> None:
@@ -32,7 +32,8 @@ def recording_view(recorder: Recorder) -> None:
         table = recorder.frame()
         st.download_button("Download the recording (CSV)", recorder.csv(),
                            file_name="webcam-emotions.csv", mime="text/csv", key="live_rec_csv")
-        faces_view(table, thumbnails=None, key="live_rec", smooth=False)
+        faces_view(table, thumbnails=None, key="live_rec", smooth=False,
+                   uncertain_below=uncertain_below)
 
 
 @st.fragment(run_every=REFRESH_S)

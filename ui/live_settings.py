@@ -7,6 +7,7 @@ from typing import NamedTuple
 import streamlit as st
 
 from fer_core.infer import DEFAULT_RESCAN_EVERY, DEFAULT_SMOOTHING
+from ui.confidence import uncertain_slider
 
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 
@@ -20,6 +21,7 @@ class LiveSettings(NamedTuple):
     detect_width: int  # webcam frames are shrunk to this width before a scan; 0: full size
     smoothing: float
     rescan_every: int
+    uncertain_below: float  # faces less sure than this are shown as "uncertain"
 
 
 def live_settings() -> LiveSettings:
@@ -52,5 +54,8 @@ def live_settings() -> LiveSettings:
             help="Between full scans, known faces are looked for near their last place "
             "(faster). 1: scan the whole frame every time.",
         )
+        st.header("Confidence")
+        uncertain_below = uncertain_slider("live_uncertain")
     return LiveSettings(scale_factor, min_neighbors, min_size, detect_width, smoothing,
-                        rescan_every)
+                        rescan_every, uncertain_below)
+

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="run id, model file or 'default'")
     parser.add_argument("--every", type=int, default=1,
                         help="analyse every Nth video frame (default 1: all of them)")
+    parser.add_argument("--uncertain-below", type=float, default=None, metavar="P",
+                        help="in the annotated video, show faces whose top probability is "
+                        "below P as uncertain (default 0.4; 0: name every face). The CSV "
+                        "keeps every face's top label and its confidence")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object on the last line")
 
@@ -33,14 +37,22 @@ def run(args: argparse.Namespace) -> int:
     from fer_core.analyze import analyze_file
     from fer_core.backends import open_face_model
     from fer_core.detect import FaceDetector
+    from fer_core.infer import DEFAULT_UNCERTAIN_BELOW
 
     if args.every < 1:
         print("error: --every must be 1 or more", file=sys.stderr)
         return 2
+    uncertain_below = (DEFAULT_UNCERTAIN_BELOW if args.uncertain_below is None
+                       else args.uncertain_below)
+    if not 0.0 <= uncertain_below < 1.0:
+        print(f"error: --uncertain-below must be from 0 to below 1, got {uncertain_below}",
+              file=sys.stderr)
+        return 2
     try:
         classifier = open_face_model(model_card.runtime_file(catalog.resolve(args.model).path))
         summary = analyze_file(args.input, args.out, classifier, FaceDetector(),
-                               annotated=args.annotated, every=args.every)
+                               annotated=args.annotated, every=args.every,
+                               uncertain_below=uncertain_below)
     except (ValueError, OSError) as exc:  # AnalysisError, bad models, disk errors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from typing import Any
 
 from fer_core import runs
 from fer_core.files import atomic_write
+from fer_core.labels import check_uncertain_below
 from fer_core.processes import pid_record_alive, spawn_python, write_pid_record
 
 ANALYSES_ENV = "FER_ANALYSES_DIR"
@@ -112,8 +113,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
         raise ValueError("give the input's path or its bytes, not both")
     if every < 1:
         raise ValueError("every must be 1 or more")
-    if not 0.0 <= uncertain_below < 1.0:
-        raise ValueError(f"uncertain_below must be from 0 to below 1, got {uncertain_below}")
+    uncertain_below = check_uncertain_below(uncertain_below)
     root = Path(root) if root else analyses_root()
     stamp = datetime.now(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).stem)[:40].strip("-.") or "input"
@@ -132,7 +132,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
     runs.write_json(folder / "job.json", {
         "input": str(Path(input_path).resolve()), "name": Path(name).name, "model": model,
         "every": int(every), "annotated": bool(annotated),
-        "uncertain_below": float(uncertain_below),
+        "uncertain_below": uncertain_below,
         "created": stamp.isoformat(timespec="seconds")})
     return folder
 

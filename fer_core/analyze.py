@@ -36,9 +36,8 @@ from fer_core import uploads
 from fer_core.data.sources import IMAGE_SUFFIXES, SYSTEM_FOLDERS, read_regular, walk_folder
 from fer_core.detect import FaceDetector
 from fer_core.files import atomic_path
-from fer_core.infer import (DEFAULT_RESCAN_EVERY, UNCERTAIN, FaceTracker, decode_image,
-                            draw_faces, process_frame)
-from fer_core.labels import EMOTIONS
+from fer_core.infer import DEFAULT_RESCAN_EVERY, FaceTracker, decode_image, draw_faces, process_frame
+from fer_core.labels import EMOTIONS, UNCERTAIN
 from fer_core.runtimes import FaceModel
 
 COLUMNS = ("source", "frame", "time_s", "face_id", "x", "y", "w", "h", "label", "confidence",

@@ -34,7 +34,7 @@ import numpy as np
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import tensorflow as tf
 from fer_core.detect import Box, FaceDetector, iou
-from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES
+from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES, UNCERTAIN
 from fer_core.runtimes import KERAS, FaceModel, as_batch, warm_up
 from fer_core.stream import FrameTiming, StreamMonitor
 
@@ -51,12 +51,7 @@ DEFAULT_RESCAN_EVERY = 15
 # of a re-find's cost), so a face that turned away or grew is noticed within 3 frames.
 DEFAULT_CONFIRM_EVERY = 3
 DEFAULT_SMOOTHING = 0.6
-# A face whose top probability is below this is shown as "uncertain" (with its best guess)
-# instead of being named. At 0.4 the shipped model calls 12.1% of FER2013 PublicTest faces
-# uncertain; its top label is right for 36% of those and for 72% of the others (68% overall).
-UNCERTAIN = "uncertain"
-DEFAULT_UNCERTAIN_BELOW = 0.4
-UNCERTAIN_COLOR = (128, 128, 128)
+UNCERTAIN_COLOR = (128, 128, 128)  # BGR of a face shown as uncertain (`labels.UNCERTAIN`)
 
 # BGR colour per emotion for boxes and labels, in EMOTIONS order.
 EMOTION_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -299,7 +294,7 @@ class FaceTracker:
                 return FramePlan(None, None)
             if due:
                 self._since_scan = self._since_look = 0
-                return FramePlan(seen, None, scan_later=self._scan is None)
+                return FramePlan(seen, None, scan_later=True)
             self._since_scan += 1
             if self._gray is not None and self._since_look < confirm_every - 1:
                 self._since_look += 1
@@ -319,7 +314,8 @@ class FaceTracker:
         return [b for b in boxes if all(iou(b, known) < self.iou_threshold for known in seen)]
 
     def scan_later_for(self, detector: FaceDetector, gray: np.ndarray) -> None:
-        """Scan `gray` for faces in a background thread (see `plan`); one scan at a time."""
+        """Scan `gray` for faces in a background thread (see `plan`); one scan at a time: while
+        one runs, asking again does nothing."""
         with self._lock:
             if self._scan is not None:
                 return
@@ -490,17 +486,13 @@ def process_frame(
                 boxes, probs, smoothing, refound_from=-1 if refind is None else len(refind)
             )
         t_classify = time.perf_counter()
-        faces = [
-            FacePrediction(
-                box=box,
-                label=EMOTIONS[int(np.argmax(p))],
-                confidence=float(np.max(p)),
-                probs=tuple(float(v) for v in p),
-                track_id=track_id,
-                uncertain=bool(np.max(p) < uncertain_below),
-            )
-            for box, p, track_id in zip(boxes, probs, ids, strict=True)
-        ]
+        faces = []
+        for box, p, track_id in zip(boxes, probs, ids, strict=True):
+            top = int(np.argmax(p))
+            faces.append(FacePrediction(
+                box=box, label=EMOTIONS[top], confidence=float(p[top]),
+                probs=tuple(float(v) for v in p), track_id=track_id,
+                uncertain=bool(p[top] < uncertain_below)))
         annotated = draw_faces(image.copy(), faces) if draw else image
         end = time.perf_counter()
         if monitor is not None:

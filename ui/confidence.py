@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.infer import DEFAULT_UNCERTAIN_BELOW
+from fer_core.labels import DEFAULT_UNCERTAIN_BELOW
 
 
 def uncertain_slider(key: str) -> float:

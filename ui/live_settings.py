@@ -58,4 +58,3 @@ def live_settings() -> LiveSettings:
         uncertain_below = uncertain_slider("live_uncertain")
     return LiveSettings(scale_factor, min_neighbors, min_size, detect_width, smoothing,
                         rescan_every, uncertain_below)
-

@@ -37,16 +37,17 @@ def run(args: argparse.Namespace) -> int:
     from fer_core.analyze import analyze_file
     from fer_core.backends import open_face_model
     from fer_core.detect import FaceDetector
-    from fer_core.infer import DEFAULT_UNCERTAIN_BELOW
+    from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, check_uncertain_below
 
     if args.every < 1:
         print("error: --every must be 1 or more", file=sys.stderr)
         return 2
-    uncertain_below = (DEFAULT_UNCERTAIN_BELOW if args.uncertain_below is None
-                       else args.uncertain_below)
-    if not 0.0 <= uncertain_below < 1.0:
-        print(f"error: --uncertain-below must be from 0 to below 1, got {uncertain_below}",
-              file=sys.stderr)
+    try:
+        uncertain_below = check_uncertain_below(
+            DEFAULT_UNCERTAIN_BELOW if args.uncertain_below is None else args.uncertain_below,
+            "--uncertain-below")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         classifier = open_face_model(model_card.runtime_file(catalog.resolve(args.model).path))

@@ -1,4 +1,5 @@
-"""The ONNX Runtime and LiteRT back-ends, and `open_face_model`: a file to a `FaceModel`.
+"""The ONNX Runtime and LiteRT back-ends, and `open_face_model`: a file to a `FaceModel`
+(an ensemble manifest to `fer_core.ensemble`'s).
 
 What they share (formats, input and output checks, thread counts) is `fer_core.runtimes`;
 the Keras back-end is `infer.Classifier`. Importing this module loads no runtime: each is
@@ -16,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.labels import NUM_CLASSES
-from fer_core.runtimes import (KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel, as_batch,
-                               check_signature, format_of, inference_threads, missing_runtime,
-                               warm_up)
+from fer_core.runtimes import (ENSEMBLE, KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel,
+                               as_batch, check_signature, format_of, inference_threads,
+                               missing_runtime, warm_up)
 
 
 class OnnxFaceModel:
@@ -137,6 +138,8 @@ def open_face_model(path: str | os.PathLike, *, warmup: bool = True,
         return Classifier(load_model(path), warmup=warmup)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
+    if fmt == ENSEMBLE:
+        return _open_ensemble(path, warmup=warmup, threads=threads)
     try:
         model: FaceModel = (OnnxFaceModel if fmt == ONNX else LiteRTFaceModel)(
             path, name=path.name, threads=threads)
@@ -145,3 +148,14 @@ def open_face_model(path: str | os.PathLike, *, warmup: bool = True,
     if warmup:
         warm_up(model)
     return model
+
+
+def _open_ensemble(path: Path, *, warmup: bool, threads: int | None) -> FaceModel:
+    """The ensemble a manifest describes, each member opened by its format; ValueError when
+    the manifest is bad or a member is missing or not the file it records."""
+    from fer_core.ensemble import EnsembleFaceModel, check_members, read_ensemble
+
+    spec = read_ensemble(path)
+    check_members(spec)
+    members = [open_face_model(member, warmup=warmup, threads=threads) for member in spec.members]
+    return EnsembleFaceModel(members, name=spec.name, tta=spec.tta, temperature=spec.temperature)

@@ -3,8 +3,10 @@
 A model spec is one of
 - a run id: that run's best weights (`weights/best.keras`),
 - `default`: the shipped model (`paths.default_model_path()`, `$FER_DEFAULT_MODEL`),
+- the name of a shipped ensemble (`accurate`: `accurate.ensemble.json` beside the default
+  model; `fer_core.ensemble`),
 - the path of a model file: native `.keras`, `.onnx` or `.tflite` (an exported model, a
-  checked upload); `fer_core.runtimes` runs each format.
+  checked upload) or an ensemble manifest; `fer_core.runtimes` runs each format.
 
 `resolve(spec)` turns a spec into a `ModelRef`; `choices(...)` lists the selectable ones,
 the pages' different rules as its arguments; `upload(data, name)` checks a user's file and
@@ -24,7 +26,7 @@ from pathlib import Path
 from fer_core import runs
 from fer_core.model_card import carded_files
 from fer_core.paths import default_model_path
-from fer_core.runtimes import FORMATS
+from fer_core.runtimes import ENSEMBLE_SUFFIX, FORMATS, is_model_file_name
 
 DEFAULT = "default"
 SHIPPED = "shipped"  # state of the default model
@@ -58,7 +60,10 @@ def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
     text = str(spec).strip()
     if text == DEFAULT:
         return _default()
-    if Path(text).suffix.lower() in FORMATS or os.sep in text:
+    shipped = {ref.spec: ref for ref in shipped_ensembles()}
+    if text in shipped:
+        return shipped[text]
+    if is_model_file_name(text) or os.sep in text:
         return _file(Path(text).expanduser())
     root = runs.runs_root(runs_dir)
     if text and not text.startswith(".") and (root / text).is_dir():
@@ -101,9 +106,9 @@ def choices(runs_dir: str | os.PathLike | None = None, *, finished_only: bool = 
         if info.readable and info.best_model_path is not None
         and (info.state == "finished" or not finished_only)
     ]
-    if default_model_path().is_file():
-        shipped = _default()
-        found = [shipped, *found] if default_first else [*found, shipped]
+    shipped = [_default()] if default_model_path().is_file() else []
+    shipped += shipped_ensembles()
+    found = [*shipped, *found] if default_first else [*found, *shipped]
     if exports:
         found = [item for ref in found for item in (ref, *exports_beside(ref))]
     return found
@@ -151,11 +156,30 @@ def _default() -> ModelRef:
                     trained_on=trained_on)
 
 
+def shipped_ensembles() -> list[ModelRef]:
+    """The ensembles shipped beside the default model (`models/accurate.ensemble.json` ->
+    spec `accurate`), by name; an unreadable manifest is still listed (opening it says why)."""
+    refs = []
+    for path in sorted(default_model_path().parent.glob(f"*{ENSEMBLE_SUFFIX}")):
+        name = path.name[: -len(ENSEMBLE_SUFFIX)]
+        if not name or name == DEFAULT or not path.is_file():
+            continue
+        manifest = runs.read_json_dict(path) or {}
+        members = manifest.get("members")
+        count = f"{len(members)} models" if isinstance(members, list) else "models"
+        tta = " with flip TTA" if manifest.get("tta", "flip") == "flip" else ""
+        refs.append(ModelRef(spec=name, label=f"{name} (shipped ensemble of {count}{tta})",
+                             path=path.resolve(), state=SHIPPED, architecture="ensemble",
+                             trained_on=manifest.get("data")))
+    return refs
+
+
 def _file(path: Path) -> ModelRef:
     if not path.is_file():
         raise ModelSpecError(f"model file {path} does not exist")
-    if path.suffix.lower() not in FORMATS:
-        raise ModelSpecError(f"{path}: a model file must end in {', '.join(FORMATS)}")
+    if not is_model_file_name(path):
+        raise ModelSpecError(f"{path}: a model file must end in {', '.join(FORMATS)} or "
+                             f"{ENSEMBLE_SUFFIX}")
     path = path.resolve()
     return ModelRef(spec=str(path), label=path.name, path=path, state=FILE)
 

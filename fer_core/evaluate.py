@@ -29,7 +29,8 @@ import numpy as np
 
 from fer_core import catalog
 from fer_core.calibration import Calibration, calibrate
-from fer_core.files import atomic_write, file_sha256
+from fer_core.ensemble import model_fingerprint
+from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from fer_core.paths import eval_cache_dir
 
@@ -331,10 +332,11 @@ def entry_name(source: str, split: str) -> str:
 
 def eval_folder(ref: catalog.ModelRef) -> Path:
     """Where a model's evaluations are cached: its run's `eval/` folder, else
-    `<cache>/eval/<model file sha[:16]>/` (the shipped default, a .keras path)."""
+    `<cache>/eval/<model sha[:16]>/` (the shipped models, a file's path; an ensemble's hash
+    covers its members' files)."""
     if ref.run_dir is not None:
         return Path(ref.run_dir) / "eval"
-    return eval_cache_dir() / file_sha256(ref.path)[:16]
+    return eval_cache_dir() / model_fingerprint(ref.path)[:16]
 
 
 def _cache_paths(eval_dir: Path, split: str) -> tuple[Path, Path]:
@@ -394,7 +396,7 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
     """
     ref = spec if isinstance(spec, catalog.ModelRef) else catalog.resolve(spec)
     folder = eval_folder(ref)
-    key = f"{file_sha256(ref.path)}:{data_hash(images, labels)}"
+    key = f"{model_fingerprint(ref.path)}:{data_hash(images, labels)}"
     cached = _read_cache(folder, split, key, len(labels)) or {}
     plain = cached.get("probs")
     flipped = cached.get("probs_flip")

@@ -10,7 +10,8 @@ and `open_face_model`; the Keras one is `infer.Classifier`.
 - `.keras`: Keras/TensorFlow, `infer.Classifier` (a traced `tf.function`);
 - `.onnx`: ONNX Runtime (`onnxruntime`), CPU execution provider;
 - `.tflite`: LiteRT (`ai-edge-litert`; TensorFlow's own `tf.lite.Interpreter` where it is
-  missing), with its default XNNPACK delegate.
+  missing), with its default XNNPACK delegate;
+- `.ensemble.json`: several of the above averaged as one model (`fer_core.ensemble`).
 
 Every back-end takes the same input (NHWC float32 grey levels 0..255: the models rescale
 themselves, and an export keeps that first layer) and is checked the same way at warm-up
@@ -36,9 +37,11 @@ import numpy as np
 
 from fer_core.labels import IMG_SIZE, NUM_CLASSES
 
-KERAS, ONNX, TFLITE = "keras", "onnx", "tflite"
-FORMATS = {".keras": KERAS, ".onnx": ONNX, ".tflite": TFLITE}  # extension -> format
-RUNTIME_NAMES = {KERAS: "Keras/TensorFlow", ONNX: "ONNX Runtime", TFLITE: "LiteRT"}
+KERAS, ONNX, TFLITE, ENSEMBLE = "keras", "onnx", "tflite", "ensemble"
+FORMATS = {".keras": KERAS, ".onnx": ONNX, ".tflite": TFLITE}  # extension -> format of one file
+ENSEMBLE_SUFFIX = ".ensemble.json"  # a manifest of member files (fer_core.ensemble)
+RUNTIME_NAMES = {KERAS: "Keras/TensorFlow", ONNX: "ONNX Runtime", TFLITE: "LiteRT",
+                 ENSEMBLE: "an ensemble of its members' runtimes"}
 THREADS_ENV = "FER_INFER_THREADS"
 # how far from 1 the row sums of an int8 softmax may be: seven outputs, each rounded to 1/256
 QUANTIZED_SUM_TOLERANCE = 0.02
@@ -53,17 +56,32 @@ class FaceModel(Protocol):
     def predict(self, faces: np.ndarray) -> np.ndarray: ...
 
 
+def is_ensemble(path: str | os.PathLike) -> bool:
+    """Whether `path` names an ensemble manifest (`accurate.ensemble.json`)."""
+    return Path(path).name.lower().endswith(ENSEMBLE_SUFFIX)
+
+
+def is_model_file_name(path: str | os.PathLike) -> bool:
+    """Whether `path` is named like a model file of some format (the file may not exist)."""
+    return Path(path).suffix.lower() in FORMATS or is_ensemble(path)
+
+
 def format_of(path: str | os.PathLike) -> str:
-    """KERAS, ONNX or TFLITE from the file's extension; ValueError for any other file."""
+    """KERAS, ONNX, TFLITE or ENSEMBLE from the file's name; ValueError for any other file."""
+    if is_ensemble(path):
+        return ENSEMBLE
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: a model file must end in {', '.join(FORMATS)} "
-                         "(not .h5, SavedModel or pickles)")
+        raise ValueError(f"{path}: a model file must end in {', '.join(FORMATS)} or "
+                         f"{ENSEMBLE_SUFFIX} (not .h5, SavedModel or pickles)")
     return fmt
 
 
 def missing_runtime(fmt: str) -> str | None:
-    """Why models of format `fmt` cannot run here (the package to install), or None."""
+    """Why models of format `fmt` cannot run here (the package to install), or None (an
+    ensemble's members are checked when it is opened)."""
+    if fmt == ENSEMBLE:
+        return None
     needs = {KERAS: ["tensorflow"], ONNX: ["onnxruntime"],
              TFLITE: ["ai_edge_litert", "tensorflow"]}[fmt]
     if any(importlib.util.find_spec(name) is not None for name in needs):

@@ -1,0 +1,174 @@
+"""Ensembles (`fer_core.ensemble`): the manifest and its checks, the averaged prediction with
+flip TTA and a temperature, shipped ensembles in the catalog and the evaluation cache, and
+`python -m fer_core ensemble`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core import catalog, ensemble, runtimes
+from fer_core.calibration import with_temperature
+from fer_core.labels import NUM_CLASSES
+
+FACES = np.random.default_rng(7).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+
+
+class _Stub:
+    """A member whose probabilities depend on the face's left and right halves, so a
+    mirrored view gives other numbers."""
+
+    runtime = runtimes.ONNX
+
+    def __init__(self, seed: int) -> None:
+        self.name = f"stub{seed}"
+        self.weights = np.random.default_rng(seed).normal(size=(2, NUM_CLASSES))
+        self.calls: list[int] = []
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        batch = runtimes.as_batch(faces)
+        self.calls.append(len(batch))
+        halves = np.stack([batch[:, :, :24].mean(axis=(1, 2, 3)),
+                           batch[:, :, 24:].mean(axis=(1, 2, 3))], axis=1) / 255.0
+        logits = halves @ self.weights * 3
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_members_and_mirror_images_are_averaged_then_the_temperature_applied() -> None:
+    a, b = _Stub(1), _Stub(2)
+    model = ensemble.EnsembleFaceModel([a, b], tta="flip", temperature=0.8)
+    mirrored = FACES[:, :, ::-1]
+    mean = (a.predict(FACES) + a.predict(mirrored) + b.predict(FACES) + b.predict(mirrored)) / 4
+    np.testing.assert_allclose(model.predict(FACES), with_temperature(mean, 0.8), atol=1e-6)
+    assert a.calls[-1] == 2 * len(FACES)  # both views in one call per member
+
+    plain = ensemble.EnsembleFaceModel([a, b], tta="none")
+    np.testing.assert_allclose(plain.predict(FACES), (a.predict(FACES) + b.predict(FACES)) / 2,
+                               atol=1e-6)
+    assert plain.predict(FACES[:0]).shape == (0, NUM_CLASSES)
+    assert not np.allclose(plain.predict(FACES), model.predict(FACES))
+
+
+def _manifest(path: Path, **fields) -> Path:
+    data = {"version": 1, "members": [{"file": "a.keras"}], **fields}
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"members": []}, "'members'"),
+    ({"members": [{"file": "../a.keras"}]}, "members[0]"),
+    ({"members": [{"file": "/abs/a.keras"}]}, "members[0]"),
+    ({"members": [{"file": "a.h5"}]}, "members[0]"),
+    ({"members": [{"nofile": 1}]}, "members[0]"),
+    ({"tta": "tencrop"}, "'tta'"),
+    ({"temperature": 0}, "'temperature'"),
+    ({"temperature": "hot"}, "'temperature'"),
+    ({"version": 9}, "'version'"),
+])
+def test_a_bad_manifest_names_the_file_and_the_field(tmp_path, fields, field) -> None:
+    path = _manifest(tmp_path / "x.ensemble.json", **fields)
+    with pytest.raises(ValueError) as info:
+        ensemble.read_ensemble(path)
+    assert str(path) in str(info.value) and field in str(info.value)
+
+
+def test_a_manifest_that_is_not_json_is_refused(tmp_path) -> None:
+    path = tmp_path / "x.ensemble.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ensemble.read_ensemble(path)
+
+
+def test_format_and_names() -> None:
+    assert runtimes.format_of("models/accurate.ensemble.json") == runtimes.ENSEMBLE
+    assert runtimes.is_model_file_name("m/x.ENSEMBLE.json")
+    assert not runtimes.is_model_file_name("models/default.config.json")
+    with pytest.raises(ValueError, match="ensemble.json"):
+        runtimes.format_of("models/default.config.json")
+    assert ensemble.ensemble_name("models/accurate.ensemble.json") == "accurate"
+
+
+@pytest.fixture
+def shipped(tmp_path, fer_dirs, tiny_run) -> Path:
+    """A models folder with a tiny default model, a second member and `accurate` (both
+    members, flip TTA, temperature 0.9), the default model pointed at it."""
+    from fer_core.models import create_model
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(tiny_run.best_model_path, folder / "default.keras")
+    create_model("fernet", width=4, convs=1).save(folder / "accurate-2.keras")
+    shutil.copy(folder / "default.keras", folder / "accurate-1.keras")
+    fer_dirs.default_model(folder / "default.keras")
+    ensemble.write_ensemble(folder / "accurate.ensemble.json",
+                            [folder / "accurate-1.keras", folder / "accurate-2.keras"],
+                            tta="flip", temperature=0.9, extra={"data": "demo"})
+    return folder
+
+
+def test_a_shipped_ensemble_runs_as_one_model(shipped) -> None:
+    from fer_core.backends import open_face_model
+
+    ref = catalog.resolve("accurate")
+    assert ref.state == catalog.SHIPPED and ref.path == (shipped / "accurate.ensemble.json").resolve()
+    assert ref.trained_on == "demo" and "2 models" in ref.label
+    assert [r.spec for r in catalog.choices(default_first=True)][:2] == ["default", "accurate"]
+
+    model = open_face_model(ref.path)
+    assert model.runtime == runtimes.ENSEMBLE and model.temperature == 0.9
+    members = [open_face_model(shipped / name) for name in ("accurate-1.keras", "accurate-2.keras")]
+    views = [m.predict(f) for m in members for f in (FACES, FACES[:, :, ::-1])]
+    np.testing.assert_allclose(model.predict(FACES),
+                               with_temperature(np.mean(views, axis=0), 0.9), atol=1e-5)
+
+
+def test_a_changed_member_is_refused_and_changes_the_fingerprint(shipped) -> None:
+    from fer_core.backends import open_face_model
+
+    manifest = shipped / "accurate.ensemble.json"
+    before = ensemble.model_fingerprint(manifest)
+    shutil.copy(shipped / "accurate-2.keras", shipped / "accurate-1.keras")
+    assert ensemble.model_fingerprint(manifest) != before
+    with pytest.raises(ValueError, match="accurate-1.keras is not the file"):
+        open_face_model(manifest)
+    shutil.copy(shipped / "default.keras", shipped / "accurate-1.keras")  # back as it was
+    (shipped / "accurate-2.keras").unlink()
+    with pytest.raises(ValueError, match="accurate-2.keras does not exist"):
+        open_face_model(manifest)
+
+
+def test_members_must_lie_beside_the_manifest(tmp_path, shipped) -> None:
+    with pytest.raises(ValueError, match="beside the manifest"):
+        ensemble.write_ensemble(tmp_path / "x.ensemble.json", [shipped / "accurate-1.keras"])
+    with pytest.raises(ValueError, match="must end in"):
+        ensemble.write_ensemble(shipped / "x.json", [shipped / "accurate-1.keras"])
+
+
+def test_the_cli_builds_measures_and_evaluates_an_ensemble(shipped, capsys) -> None:
+    from fer_core.__main__ import main
+
+    manifest = shipped / "pair.ensemble.json"
+    code = main(["ensemble", str(manifest), "--members", str(shipped / "accurate-1.keras"),
+                 str(shipped / "accurate-2.keras"), "--data", "demo"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    spec = ensemble.read_ensemble(manifest)
+    figures = spec.extra["publictest"]
+    assert spec.tta == "flip" and spec.extra["fitted_on"] == "PublicTest"
+    assert [m["file"] for m in figures["members"]] == ["accurate-1.keras", "accurate-2.keras"]
+    assert figures["nll_after"] <= figures["nll_before"] + 1e-4
+    assert f"{figures['accuracy']:.2%}" in out
+
+    assert main(["evaluate", "pair", "--data", "demo", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["accuracy"] == pytest.approx(figures["accuracy"], abs=1e-4)
+
+    assert main(["ensemble", str(manifest), "--members", str(shipped / "nope.keras"),
+                 "--data", "demo"]) == 2
+    assert "nope.keras" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line: `python -m fer_core {inspect,train,sweep,runs,evaluate,ensemble,export,analyze,cpu} ...`.
+"""Command line: `python -m fer_core {inspect,train,sweep,runs,evaluate,ensemble,teacher,export,analyze,cpu} ...`.
 
 Each sub-command lives in `fer_core/cli/<name>.py` with `add_arguments(parser)` and
 `run(args) -> int`; this module only wires them into one argparse program.
@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
              "machines)",
     "ensemble": "build an ensemble of model files (flip TTA, a fitted temperature) with its "
                 "measured figures",
+    "teacher": "a teacher's probabilities of every Training face, for distillation",
     "export": "write a model as .keras, .onnx or .tflite (float or int8) with a measured card",
     "analyze": "emotions of every face in a video, image, folder or zip of images, as a CSV",
     "cpu": "whether TensorFlow's oneDNN kernels are on here and why; --probe measures it",

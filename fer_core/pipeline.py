@@ -113,12 +113,16 @@ def make_dataset(
     seed: int = 0,
     class_weights: np.ndarray | None = None,
     mixup_alpha: float = 0.0,
+    soft_labels: np.ndarray | None = None,
+    soft_weight: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of (float32 images (B,48,48,1) in 0..255, one-hot float32 labels (B,7)[, weights]).
 
     `training` shuffles (reshuffled every epoch, seeded) and applies `augment` and mixup;
     evaluation keeps order and applies neither. With `class_weights` (one per class) each
-    batch carries per-sample weights as a third element.
+    batch carries per-sample weights as a third element. With `soft_labels` (a teacher's
+    probabilities, one row per image: distillation) each target is `soft_weight` of that row
+    plus the rest of the one-hot label, before mixup.
     """
     images = np.asarray(images)
     labels = np.asarray(labels, dtype=np.int64)
@@ -128,7 +132,14 @@ def make_dataset(
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    distil = training and soft_labels is not None and soft_weight > 0
+    if distil:
+        soft = np.asarray(soft_labels, dtype=np.float32)
+        if soft.shape != (len(labels), NUM_CLASSES):
+            raise ValueError(f"soft_labels must be ({len(labels)}, {NUM_CLASSES}), got {soft.shape}")
+        ds = tf.data.Dataset.from_tensor_slices((images, labels, soft))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
@@ -136,11 +147,13 @@ def make_dataset(
     aug = augment if (training and augment is not None and augment.enabled) else None
     use_mixup = training and mixup_alpha > 0
 
-    def to_float(x, y):
+    def to_float(x, y, soft=None):
         x = tf.cast(x, tf.float32)[..., None]
         if aug is not None:
             x = augment_batch(x, aug)
         onehot = tf.one_hot(y, NUM_CLASSES, dtype=tf.float32)
+        if soft is not None:
+            onehot = (1.0 - soft_weight) * onehot + soft_weight * soft
         w = tf.ones(tf.shape(y), tf.float32) if weights_table is None else tf.gather(weights_table, y)
         if use_mixup:
             x, onehot, w = _mixup(x, onehot, w, mixup_alpha)

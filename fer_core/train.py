@@ -42,6 +42,7 @@ from fer_core.labels import IMG_SIZE, PUBLIC_TEST, TRAINING
 from fer_core.models import create_model, list_models, load_model
 from fer_core.pipeline import balanced_class_weights, make_dataset
 from fer_core.quality import overlap_mask
+from fer_core.teacher import read_teacher
 
 EventHook = Callable[[dict[str, Any]], None]
 BATCH_EVENT_SECONDS = 1.0  # at most one "batch" progress event per this many seconds
@@ -83,6 +84,7 @@ class TrainData:
     y_val: np.ndarray
     val_name: str  # "PublicTest" or "fraction of Training"
     dropped_overlap: int = 0  # Training faces left out as also in a test split
+    soft_train: np.ndarray | None = None  # the teacher's probabilities of x_train (distillation)
 
 
 def split_data(dataset: FerDataset, config: TrainConfig) -> TrainData:
@@ -92,6 +94,10 @@ def split_data(dataset: FerDataset, config: TrainConfig) -> TrainData:
         raise ConfigError("data", f"{dataset.source} has no {TRAINING} rows "
                           f"(splits present: {', '.join(dataset.splits()) or 'none'})")
     x, y = dataset.split(TRAINING)
+    try:  # the teacher's rows are the whole Training split's, in its order
+        soft = read_teacher(config.teacher, x) if config.teacher else None
+    except ValueError as exc:
+        raise ConfigError("teacher", str(exc)) from None
     dropped = 0
     if config.drop_test_overlap:
         tests = [dataset.split(name)[0] for name in dataset.splits() if name != TRAINING]
@@ -99,16 +105,17 @@ def split_data(dataset: FerDataset, config: TrainConfig) -> TrainData:
             leaked = overlap_mask(x, np.concatenate(tests))
             dropped = int(leaked.sum())
             x, y = x[~leaked], y[~leaked]
+            soft = None if soft is None else soft[~leaked]
     if config.val_source == "publictest" and PUBLIC_TEST in dataset.splits():
         xv, yv = dataset.split(PUBLIC_TEST)
-        return TrainData(x, y, xv, yv, PUBLIC_TEST, dropped)
+        return TrainData(x, y, xv, yv, PUBLIC_TEST, dropped, soft)
     order = np.random.default_rng(config.seed).permutation(len(y))
     n_val = max(1, round(len(y) * config.val_fraction))
     if len(y) - n_val < 1:
         raise ConfigError("val_fraction", f"leaves no training images out of {len(y)}")
     val, tr = np.sort(order[:n_val]), np.sort(order[n_val:])
     return TrainData(x[tr], y[tr], x[val], y[val], f"{config.val_fraction:g} of {TRAINING}",
-                     dropped)
+                     dropped, None if soft is None else soft[tr])
 
 
 # ---------------------------------------------------------------- devices
@@ -541,7 +548,8 @@ def _run(run: runs.RunInfo, config: TrainConfig, data: TrainData, model: keras.M
         train_ds = make_dataset(data.x_train, data.y_train, batch_size=config.batch_size,
                                 training=True, augment=augment_config(config),
                                 seed=config.seed + initial_epoch, class_weights=weights,
-                                mixup_alpha=config.mixup_alpha)
+                                mixup_alpha=config.mixup_alpha, soft_labels=data.soft_train,
+                                soft_weight=config.distill_weight)
         val_ds = make_dataset(data.x_val, data.y_val, batch_size=max(config.batch_size, 256),
                               training=False)
         steps = math.ceil(len(data.y_train) / config.batch_size)

@@ -120,6 +120,7 @@ TF_FREE = (
     "webrtc", "runtimes", "backends", "model_card", "runtime_uploads", "analysis_jobs",
     "processes", "sweep", "sweep_space", "sweep_jobs", "cli.analyze", "cli.inspect",
     "cli.train", "cli.runs", "cli.evaluate", "cli.export", "cli.cpu", "cli.sweep",
+    "ensemble", "teacher", "calibration", "cli.ensemble", "cli.teacher",
 )
 
 

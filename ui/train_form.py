@@ -27,7 +27,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
                       "weight_decay", "schedule", "plateau_factor", "plateau_patience", "min_lr",
                       "warmup_epochs")),
     ("Regularisation", ("early_stop_patience", "early_stop_monitor", "label_smoothing",
-                        "mixup_alpha", "class_weights")),
+                        "mixup_alpha", "class_weights", "teacher", "distill_weight")),
 )
 VALIDATION_FIELDS: tuple[str, ...] = ("val_source", "val_fraction", "seed", "drop_test_overlap")
 

@@ -132,6 +132,8 @@ with tab_calibration:
                   delta=f"{cal.ece_after - cal.ece_before:+.3f}", delta_color="inverse")
         c3.metric("Log-loss (before → after)", f"{cal.nll_before:.3f} → {cal.nll_after:.3f}")
         st.caption(eval_report.calibration_note(cal, split_name))
+        if stored := eval_report.stored_temperature_note(specs[spec].path):
+            st.caption(stored)
         st.plotly_chart(reliability_figure(bins), key="eval_reliability")
 
 with tab_mistakes:
@@ -165,8 +167,7 @@ with tab_mistakes:
 
         try:
             if loaded.model is None:
-                raise ValueError(f"{specs[spec].path.name} is an exported file without "
-                                 "gradients; pick the .keras model it was exported from")
+                raise ValueError(eval_report.no_gradcam_reason(specs[spec].path))
             with loaded.lock:
                 cam, cls, probs = gradcam(loaded.model, images[face],
                                           None if target == "predicted" else EMOTIONS.index(target))

@@ -14,6 +14,7 @@ from fer_core.calibration import Calibration, Reliability, reliability, with_tem
 from fer_core.data import DEMO
 from fer_core.evaluate import Comparison, EvalResult
 from fer_core.labels import EMOTIONS
+from fer_core.runtimes import is_ensemble
 
 
 def per_class_table(result: EvalResult) -> pd.DataFrame:
@@ -40,6 +41,16 @@ def comparison_tables(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
         "precision B - A": list(cmp.precision_diff.values()),
     }, index=list(EMOTIONS))
     return summary, per_class
+
+
+def no_gradcam_reason(model_path) -> str:
+    """Why Grad-CAM cannot explain a model file that is not a `.keras` model."""
+    if is_ensemble(model_path):
+        return (f"{model_path.name} is an ensemble: its answer is the mean of several networks, "
+                "each looking at its own places; pick one network (a run, or default) to see "
+                "where it looked")
+    return (f"{model_path.name} is an exported file without gradients; pick the .keras model "
+            "it was exported from")
 
 
 def commonest_mistake(confusion: np.ndarray, true_class: int) -> int:
@@ -95,6 +106,23 @@ def calibration_curves(result: EvalResult) -> tuple[Calibration, dict[str, Relia
     scaled = with_temperature(result.probs, cal.temperature)
     return cal, {"as trained": reliability(result.probs, result.labels),
                  f"temperature {cal.temperature:.2f}": reliability(scaled, result.labels)}
+
+
+def stored_temperature_note(model_path) -> str:
+    """What the Calibration tab says of a model that applies a temperature of its own (an
+    ensemble's manifest records one, fitted on PublicTest); "" for any other model."""
+    if not is_ensemble(model_path):
+        return ""
+    from fer_core.ensemble import read_ensemble
+
+    try:
+        spec = read_ensemble(model_path)
+    except (OSError, ValueError):
+        return ""
+    fitted = spec.extra.get("fitted_on", "PublicTest")
+    return (f"{spec.name} applies its own temperature, {spec.temperature:.2f}, fitted on "
+            f"{fitted} when it was built: the figures here are after it, and the temperature "
+            "above is fitted again, on top of it, on these faces.")
 
 
 def calibration_note(cal: Calibration, split: str) -> str:

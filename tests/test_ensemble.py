@@ -172,3 +172,14 @@ def test_the_cli_builds_measures_and_evaluates_an_ensemble(shipped, capsys) -> N
     assert main(["ensemble", str(manifest), "--members", str(shipped / "nope.keras"),
                  "--data", "demo"]) == 2
     assert "nope.keras" in capsys.readouterr().err
+
+
+def test_evaluate_says_what_an_ensemble_is(shipped) -> None:
+    from fer_core import eval_report
+
+    manifest = shipped / "accurate.ensemble.json"
+    assert "ensemble" in eval_report.no_gradcam_reason(manifest)
+    assert "exported file" in eval_report.no_gradcam_reason(shipped / "default.onnx")
+    note = eval_report.stored_temperature_note(manifest)
+    assert "0.90" in note and "PublicTest" in note  # the fit's split, by default PublicTest
+    assert eval_report.stored_temperature_note(shipped / "default.keras") == ""

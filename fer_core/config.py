@@ -268,6 +268,31 @@ class TrainConfig:
 TRAIN_PARAMS: dict[str, Param] = params_of(TrainConfig)
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
+# The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
+# residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
+# smoothing and the standard augmentations, width 32 for 40 epochs (its training time and
+# results are in the card). The shipped file is `python -m fer_core export RUN --weights mean`.
+_DEFAULT_RECIPE: dict[str, Any] = {
+    "name": "default",
+    "model": "fernet",
+    # fernet's own defaults: width 32, two convs per stage, head dropout 0.4 (a preset
+    # lists only options that differ, as the Train page's form records them).
+    "model_kwargs": {},
+    "epochs": 40,
+    "batch_size": 64,
+    "optimizer": "sgd",
+    "learning_rate": 0.05,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "min_lr": 1e-5,
+    "early_stop_patience": 0,
+    "label_smoothing": 0.1,
+    "augment": {},
+    "seed": 0,
+}
+
 # Named starting points; `config_from_preset(name, **overrides)` applies overrides on top.
 PRESETS: dict[str, dict[str, Any]] = {
     # A smoke run: small mini-Xception, a few epochs, finishes in about a minute on FER2013.
@@ -282,53 +307,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "early_stop_patience": 0,
     },
-    # The shipped default model (models/default.keras, see models/MODEL_CARD.md): our
-    # residual `fernet` with SGD + Nesterov, one warm-up epoch then cosine decay, label
-    # smoothing and the standard augmentations, width 32 for 40 epochs (its training time and
-    # results are in the card). The shipped file is `python -m fer_core export RUN --weights mean`.
-    "default": {
-        "name": "default",
-        "model": "fernet",
-        # fernet's own defaults: width 32, two convs per stage, head dropout 0.4 (a preset
-        # lists only options that differ, as the Train page's form records them).
-        "model_kwargs": {},
-        "epochs": 40,
-        "batch_size": 64,
-        "optimizer": "sgd",
-        "learning_rate": 0.05,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "schedule": "cosine",
-        "warmup_epochs": 1,
-        "min_lr": 1e-5,
-        "early_stop_patience": 0,
-        "label_smoothing": 0.1,
-        "augment": {},
-        "seed": 0,
-    },
+    "default": _DEFAULT_RECIPE,
     # `default`'s recipe taught by the shipped `accurate` ensemble (issue 15): each target is
     # 0.7 of the ensemble's probabilities of the face (`models/accurate.teacher.npz`, written
     # by `python -m fer_core teacher accurate --data ...`) and 0.3 of its label. Same network
     # and cost per face as `default`; run from the repository root, where the path resolves.
     "distill": {
+        **_DEFAULT_RECIPE,
         "name": "distill",
-        "model": "fernet",
-        "model_kwargs": {},
-        "epochs": 40,
-        "batch_size": 64,
-        "optimizer": "sgd",
-        "learning_rate": 0.05,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "schedule": "cosine",
-        "warmup_epochs": 1,
-        "min_lr": 1e-5,
-        "early_stop_patience": 0,
-        "label_smoothing": 0.0,
-        "augment": {},
+        "label_smoothing": 0.0,  # the teacher's rows are soft already
         "teacher": "models/accurate.teacher.npz",
         "distill_weight": 0.7,
-        "seed": 0,
     },
 }
 

@@ -183,3 +183,28 @@ def test_evaluate_says_what_an_ensemble_is(shipped) -> None:
     note = eval_report.stored_temperature_note(manifest)
     assert "0.90" in note and "PublicTest" in note  # the fit's split, by default PublicTest
     assert eval_report.stored_temperature_note(shipped / "default.keras") == ""
+
+
+def test_the_evaluate_page_judges_an_ensemble_against_default(shipped, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.chdir(tmp_path)  # no data/fer2013.csv here: the demo set is active
+    page = str(Path(__file__).resolve().parents[1] / "app_pages" / "3_Evaluate.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="eval_model").set_value("accurate").run()
+    assert not at.exception, at.exception
+    assert any("applies its own temperature, 0.90" in c.value for c in at.caption)
+    # a cell with a face in it, then Grad-CAM's reason for an ensemble
+    from fer_core.backends import open_face_model
+    from fer_core.data import load_dataset
+    from fer_core.labels import EMOTIONS
+
+    images, labels = load_dataset("demo").split("PublicTest")
+    predicted = open_face_model(shipped / "accurate.ensemble.json").predict(images[:1])
+    at.selectbox(key="eval_true").set_value(EMOTIONS[int(labels[0])])
+    at.selectbox(key="eval_pred").set_value(EMOTIONS[int(predicted.argmax())]).run()
+    assert any("is an ensemble" in i.value for i in at.info)
+    at.selectbox(key="eval_compare").set_value("default").run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe) >= 2  # the per-class F1 of both, side by side

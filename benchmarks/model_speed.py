@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,34 +26,23 @@ sys.path[:0] = [str(ROOT)]
 import fer_core  # noqa: E402, F401  (CPU flags before TensorFlow loads)
 from fer_core import catalog, model_card  # noqa: E402
 from fer_core.backends import open_face_model  # noqa: E402
-from fer_core.labels import PUBLIC_TEST  # noqa: E402
+from classify_speed import BATCHES, load_faces, median_ms  # noqa: E402
 
-BATCHES = (1, 4, 128)
 REAL_CSV = ROOT.parent / "shared/fer2013/fer2013.csv.gz"
 
 
 def faces(data: str | None, n: int) -> np.ndarray:
-    source = data or (str(REAL_CSV) if REAL_CSV.exists() else None)
-    if source is None:
+    """`n` PublicTest faces of `data` (default: the shared FER2013), else random ones."""
+    test = load_faces(data or (str(REAL_CSV) if REAL_CSV.exists() else None))[0]
+    if test is None:
         return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
-    from fer_core.data import load_dataset
-
-    return load_dataset(source).split(PUBLIC_TEST)[0][:n]
+    return test[:n]
 
 
 def time_model(model, images: np.ndarray, repeats: int) -> dict[int, float]:
-    """Median ms per call for each batch size."""
-    out = {}
-    for n in BATCHES:
-        batch = images[:n]
-        model.predict(batch)  # warm-up for this size
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model.predict(batch)
-            times.append((time.perf_counter() - start) * 1000)
-        out[n] = statistics.median(times)
-    return out
+    """Median ms per call for each batch size (a warm-up call first)."""
+    return {n: median_ms(lambda batch=images[:n]: model.predict(batch), repeats)
+            for n in BATCHES}
 
 
 def main() -> int:

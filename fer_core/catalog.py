@@ -26,7 +26,12 @@ from pathlib import Path
 from fer_core import runs
 from fer_core.model_card import carded_files
 from fer_core.paths import default_model_path
-from fer_core.runtimes import ENSEMBLE_SUFFIX, FORMATS, is_model_file_name
+from fer_core.runtimes import (
+    ENSEMBLE_SUFFIX,
+    FORMATS,
+    ensemble_name,
+    is_model_file_name,
+)
 
 DEFAULT = "default"
 SHIPPED = "shipped"  # state of the default model
@@ -60,9 +65,9 @@ def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
     text = str(spec).strip()
     if text == DEFAULT:
         return _default()
-    shipped = {ref.spec: ref for ref in shipped_ensembles()}
-    if text in shipped:
-        return shipped[text]
+    manifest = default_model_path().parent / f"{text}{ENSEMBLE_SUFFIX}"
+    if text and os.sep not in text and text != DEFAULT and manifest.is_file():
+        return _shipped_ensemble(manifest)
     if is_model_file_name(text) or os.sep in text:
         return _file(Path(text).expanduser())
     root = runs.runs_root(runs_dir)
@@ -159,19 +164,20 @@ def _default() -> ModelRef:
 def shipped_ensembles() -> list[ModelRef]:
     """The ensembles shipped beside the default model (`models/accurate.ensemble.json` ->
     spec `accurate`), by name; an unreadable manifest is still listed (opening it says why)."""
-    refs = []
-    for path in sorted(default_model_path().parent.glob(f"*{ENSEMBLE_SUFFIX}")):
-        name = path.name[: -len(ENSEMBLE_SUFFIX)]
-        if not name or name == DEFAULT or not path.is_file():
-            continue
-        manifest = runs.read_json_dict(path) or {}
-        members = manifest.get("members")
-        count = f"{len(members)} models" if isinstance(members, list) else "models"
-        tta = " with flip TTA" if manifest.get("tta", "flip") == "flip" else ""
-        refs.append(ModelRef(spec=name, label=f"{name} (shipped ensemble of {count}{tta})",
-                             path=path.resolve(), state=SHIPPED, architecture="ensemble",
-                             trained_on=manifest.get("data")))
-    return refs
+    return [_shipped_ensemble(path)
+            for path in sorted(default_model_path().parent.glob(f"*{ENSEMBLE_SUFFIX}"))
+            if ensemble_name(path) not in ("", DEFAULT) and path.is_file()]
+
+
+def _shipped_ensemble(path: Path) -> ModelRef:
+    name = ensemble_name(path)
+    manifest = runs.read_json_dict(path) or {}
+    members = manifest.get("members")
+    count = f"{len(members)} models" if isinstance(members, list) else "models"
+    tta = " with flip TTA" if manifest.get("tta", "flip") == "flip" else ""
+    return ModelRef(spec=name, label=f"{name} (shipped ensemble of {count}{tta})",
+                    path=path.resolve(), state=SHIPPED, architecture="ensemble",
+                    trained_on=manifest.get("data"))
 
 
 def _file(path: Path) -> ModelRef:

@@ -41,6 +41,7 @@ from fer_core.runtimes import (
     FORMATS,
     FaceModel,
     as_batch,
+    ensemble_name,
     is_ensemble,
 )
 
@@ -60,16 +61,6 @@ class EnsembleSpec:
     tta: str = "flip"
     temperature: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)  # what else the manifest records
-
-    @property
-    def views(self) -> int:
-        return 2 if self.tta == "flip" else 1
-
-
-def ensemble_name(path: str | os.PathLike) -> str:
-    """`models/accurate.ensemble.json` -> `accurate`."""
-    name = Path(path).name
-    return name[: -len(ENSEMBLE_SUFFIX)] if is_ensemble(name) else Path(name).stem
 
 
 def _problem(path: Path, where: str, what: str) -> ValueError:

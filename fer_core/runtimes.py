@@ -61,6 +61,12 @@ def is_ensemble(path: str | os.PathLike) -> bool:
     return Path(path).name.lower().endswith(ENSEMBLE_SUFFIX)
 
 
+def ensemble_name(path: str | os.PathLike) -> str:
+    """`models/accurate.ensemble.json` -> `accurate`; any other file: its stem."""
+    name = Path(path).name
+    return name[: -len(ENSEMBLE_SUFFIX)] if is_ensemble(name) else Path(name).stem
+
+
 def is_model_file_name(path: str | os.PathLike) -> bool:
     """Whether `path` is named like a model file of some format (the file may not exist)."""
     return Path(path).suffix.lower() in FORMATS or is_ensemble(path)

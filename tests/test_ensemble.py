@@ -91,7 +91,7 @@ def test_format_and_names() -> None:
     assert not runtimes.is_model_file_name("models/default.config.json")
     with pytest.raises(ValueError, match="ensemble.json"):
         runtimes.format_of("models/default.config.json")
-    assert ensemble.ensemble_name("models/accurate.ensemble.json") == "accurate"
+    assert runtimes.ensemble_name("models/accurate.ensemble.json") == "accurate"
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def default_out(model_path: Path) -> Path:
     """`models/accurate.ensemble.json` -> `models/accurate.teacher.npz`."""
-    from fer_core.ensemble import ensemble_name
+    from fer_core.runtimes import ensemble_name
     from fer_core.teacher import TEACHER_SUFFIX
 
     return model_path.parent / f"{ensemble_name(model_path)}{TEACHER_SUFFIX}"

@@ -32,6 +32,7 @@ from fer_core.stream import StreamMonitor
 from fer_core.webrtc import (
     drop_stale_video_frames,
     ice_servers,
+    release_video_frames_at_marker,
     send_each_frames_own_result,
     skipped_before,
 )
@@ -133,6 +134,7 @@ with webcam_tab:
             monitor.record_error(exc)
             return [frame]
 
+    release_video_frames_at_marker()  # a camera frame is decoded when its last packet is in
     drop_stale_video_frames()  # frames waiting upstream of the callback are dropped too
     send_each_frames_own_result()  # not the previous frame's: one camera interval less lag
     servers, ice_problem = ice_servers()

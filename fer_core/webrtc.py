@@ -119,6 +119,47 @@ def drop_stale_video_frames() -> bool:
     return True
 
 
+def release_video_frames_at_marker() -> bool:
+    """Make aiortc hand a received video frame to the decoder as soon as its last packet is in.
+
+    aiortc's `JitterBuffer` only knows a frame is complete when a packet of the *next* frame
+    arrives (another RTP time stamp), so every camera frame waited one camera interval (33 ms
+    at 30 fps) before the page's callback could see it. The sender marks each frame's last
+    packet (the RTP marker bit); patched, a video buffer whose packets from its start up to a
+    marked one are all in, with one time stamp, releases that frame at once. A frame with a
+    missing packet still waits as before (and is dropped or completed by aiortc's own rules);
+    audio buffers and prefetching buffers are untouched. Idempotent; returns False when aiortc
+    is not installed.
+    """
+    try:
+        from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+    except ImportError:
+        return False
+    if getattr(JitterBuffer._remove_frame, "_fer_at_marker", False):
+        return True
+    original = JitterBuffer._remove_frame
+
+    def remove_frame_at_marker(self, sequence_number: int):
+        frame = original(self, sequence_number)
+        if frame is not None or not self._is_video or self._prefetch or self._origin is None:
+            return frame
+        packets = []
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets),
+                                   timestamp=packet.timestamp)
+        return None
+
+    remove_frame_at_marker._fer_at_marker = True
+    JitterBuffer._remove_frame = remove_frame_at_marker
+    return True
+
+
 def skipped_before(frame) -> int:
     """Frames that `drop_stale_video_frames` skipped to reach this one (0 if none)."""
     skipped = getattr(frame, "opaque", None)

@@ -208,6 +208,54 @@ def test_a_result_slower_than_the_wait_does_not_hold_the_stream_back():
     assert done and done == sorted(done) and all(pts < i + 1 for i, pts in enumerate(done, 1))
 
 
+def _packet(seq: int, timestamp: int, marker: bool = False):
+    from aiortc.rtp import RtpPacket
+
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp,
+                       marker=int(marker))
+    packet._data = bytes([seq])  # what the receiver puts there: the depayloaded bytes
+    return packet
+
+
+def test_a_video_frame_is_released_at_its_last_packet_not_at_the_next_frames_first():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from fer_core.webrtc import release_video_frames_at_marker
+
+    assert release_video_frames_at_marker() and release_video_frames_at_marker()  # idempotent
+    buffer = JitterBuffer(capacity=512, is_video=True)
+    assert buffer.add(_packet(10, 3000))[1] is None
+    assert buffer.add(_packet(11, 3000))[1] is None
+    frame = buffer.add(_packet(12, 3000, marker=True))[1]
+    assert frame is not None and (frame.data, frame.timestamp) == (bytes([10, 11, 12]), 3000)
+    assert buffer.add(_packet(13, 6000))[1] is None  # the next frame does not release it again
+    frame = buffer.add(_packet(14, 6000, marker=True))[1]
+    assert (frame.data, frame.timestamp) == (bytes([13, 14]), 6000)
+
+
+def test_a_video_frame_missing_a_packet_is_not_released_at_its_marker():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from fer_core.webrtc import release_video_frames_at_marker
+
+    release_video_frames_at_marker()
+    buffer = JitterBuffer(capacity=512, is_video=True)
+    assert buffer.add(_packet(20, 3000))[1] is None
+    assert buffer.add(_packet(22, 3000, marker=True))[1] is None  # 21 is missing
+    frame = buffer.add(_packet(21, 3000))[1]  # late, but in: now the frame is whole
+    assert (frame.data, frame.timestamp) == (bytes([20, 21, 22]), 3000)
+
+
+def test_audio_buffers_still_wait_for_their_prefetch():
+    from aiortc.jitterbuffer import JitterBuffer
+
+    from fer_core.webrtc import release_video_frames_at_marker
+
+    release_video_frames_at_marker()
+    buffer = JitterBuffer(capacity=16, prefetch=4)
+    assert all(buffer.add(_packet(i, 160 * i, marker=True))[1] is None for i in range(4))
+
+
 # =========================================== ICE servers from the environment
 
 

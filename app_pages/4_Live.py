@@ -30,6 +30,7 @@ from fer_core.paths import default_model_path
 from fer_core.recording import Recorder
 from fer_core.stream import StreamMonitor
 from fer_core.webrtc import (
+    ask_browser_to_show_frames_at_once,
     drop_stale_video_frames,
     ice_servers,
     release_video_frames_at_marker,
@@ -135,6 +136,7 @@ with webcam_tab:
             return [frame]
 
     release_video_frames_at_marker()  # a camera frame is decoded when its last packet is in
+    ask_browser_to_show_frames_at_once()  # no jitter buffer between the boxes and the user
     drop_stale_video_frames()  # frames waiting upstream of the callback are dropped too
     send_each_frames_own_result()  # not the previous frame's: one camera interval less lag
     servers, ice_problem = ice_servers()

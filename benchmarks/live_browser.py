@@ -41,6 +41,7 @@ from face_frames import face_frame  # noqa: E402
 from live_browser_kit import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
+    PEERS_SCRIPT,
     rtc_stats,
     stamp_script,
     streamlit_server,
@@ -96,6 +97,7 @@ def measure(url: str, server_pid: int, video: Path, seconds: float,
         )
         try:
             context = browser.new_context(permissions=["camera"])
+            context.add_init_script(PEERS_SCRIPT)
             context.add_init_script(stamp_script(FPS))
             page = context.new_page()
             page.goto(f"{url}/Live", timeout=180_000)

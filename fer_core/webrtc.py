@@ -160,6 +160,52 @@ def release_video_frames_at_marker() -> bool:
     return True
 
 
+PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+_PLAYOUT_DELAY_ID = 9  # used only when aiortc makes the offer; unused by aiortc's own (1-3)
+
+
+def ask_browser_to_show_frames_at_once() -> bool:
+    """Make aiortc ask the browser to show the processed video as soon as it is decoded.
+
+    A browser's video jitter buffer holds each frame back by how much frames' arrival times
+    have varied lately; on a busy machine Chromium held the boxes back 61-64 ms (11-24 ms on a
+    quiet one), the biggest wait between the camera and the drawn boxes. The RTP playout-delay
+    header extension (which Chromium offers) lets a sender bound that: aiortc does not know it,
+    so patched, it accepts the extension for video and sends minimum and maximum delay 0 on
+    every video packet, the setting WebRTC's cloud-gaming senders use: render each frame when
+    it is decoded, never queue it. Idempotent; returns False when aiortc is not installed.
+    """
+    try:
+        from aiortc import codecs, rtp
+        from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+    except ImportError:
+        return False
+    if getattr(rtp.HeaderExtensionsMap.set, "_fer_playout_delay", False):
+        return True
+    video = codecs.HEADER_EXTENSIONS["video"]
+    if all(ext.uri != PLAYOUT_DELAY_URI for ext in video):
+        video.append(RTCRtpHeaderExtensionParameters(id=_PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI))
+    original_configure, original_set = rtp.HeaderExtensionsMap.configure, rtp.HeaderExtensionsMap.set
+
+    def configure(self, parameters) -> None:
+        original_configure(self, parameters)
+        self._fer_playout_delay_id = next(
+            (ext.id for ext in parameters.headerExtensions if ext.uri == PLAYOUT_DELAY_URI), None)
+
+    def set_with_playout_delay(self, values):
+        profile, value = original_set(self, values)
+        ext_id = getattr(self, "_fer_playout_delay_id", None)
+        if ext_id is None:
+            return profile, value
+        extensions = rtp.unpack_header_extensions(profile, value) if value else []
+        return rtp.pack_header_extensions([*extensions, (ext_id, b"\x00\x00\x00")])
+
+    set_with_playout_delay._fer_playout_delay = True
+    rtp.HeaderExtensionsMap.configure = configure
+    rtp.HeaderExtensionsMap.set = set_with_playout_delay
+    return True
+
+
 def skipped_before(frame) -> int:
     """Frames that `drop_stale_video_frames` skipped to reach this one (0 if none)."""
     skipped = getattr(frame, "opaque", None)

@@ -9,6 +9,8 @@ benchmarks/live_browser.py.
   the camera track, notes when each camera frame (by barcode) reaches the page, and when each
   processed frame is drawn in the component's output <video>: capture-to-draw lag per frame,
   and the rate of new processed frames, measured where the user sees them.
+- `PEERS_SCRIPT`, `rtc_stats`, `answered_video_extensions`: the page's peer connections, their
+  WebRTC statistics and the RTP header extensions the server accepted.
 """
 
 from __future__ import annotations
@@ -179,14 +181,6 @@ STAMP_SCRIPT = """
     }
     return null;
   }
-  // Every peer connection the page makes, for WebRTC's own statistics (rtcStats below).
-  const Native = window.RTCPeerConnection;
-  if (Native) {
-    const pcs = window.__ferPeers = [];
-    window.RTCPeerConnection = function (...args) { const pc = new Native(...args); pcs.push(pc); return pc; };
-    window.RTCPeerConnection.prototype = Native.prototype;
-    Object.setPrototypeOf(window.RTCPeerConnection, Native);
-  }
   const original = md.getUserMedia.bind(md);
   md.getUserMedia = async (constraints) => {
     const stream = await original(constraints);
@@ -214,6 +208,20 @@ STAMP_SCRIPT = """
     }
     return stream;
   };
+})();
+"""
+
+
+# JavaScript injected into every frame of the page: keeps every peer connection the page makes
+# in `window.__ferPeers`, for WebRTC's own statistics (`rtc_stats`) and the negotiated session
+# (`answered_video_extensions`).
+PEERS_SCRIPT = """(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  const pcs = window.__ferPeers = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Native);
 })();
 """
 
@@ -246,6 +254,18 @@ RTC_STATS_SCRIPT = """async () => {
 def rtc_stats(frame) -> dict:
     """WebRTC's video statistics of the page's peer connections (cumulative counters)."""
     return frame.evaluate(RTC_STATS_SCRIPT)
+
+
+ANSWER_EXTENSIONS_SCRIPT = """() => (window.__ferPeers || []).flatMap((pc) => {
+  const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
+  const video = sdp.split('\\r\\nm=').find((m) => m.startsWith('video')) || '';
+  return [...video.matchAll(/a=extmap:\\d+(?:\\/\\w+)? (\\S+)/g)].map((m) => m[1]);
+})"""
+
+
+def answered_video_extensions(frame) -> list[str]:
+    """The RTP header extensions (URIs) the server's answer accepted for video."""
+    return frame.evaluate(ANSWER_EXTENSIONS_SCRIPT)
 
 
 def webrtc_frame(page):

@@ -20,12 +20,16 @@ import pytest
 
 from face_frames import face_frame
 from fer_core.labels import EMOTIONS
+from fer_core.webrtc import PLAYOUT_DELAY_URI
 from live_browser_kit import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PEERS_SCRIPT,
+    answered_video_extensions,
     read_frame_log,
     require_browser,
     streamlit_server,
+    webrtc_frame,
     write_y4m,
 )
 
@@ -66,6 +70,7 @@ def live_page(url: str, video) -> Iterator:
         try:
             context = browser.new_context(permissions=["camera"])
             context.grant_permissions(["camera"], origin=url)
+            context.add_init_script(PEERS_SCRIPT)
             page = context.new_page()
             page.goto(f"{url}/Live", timeout=120_000)
             yield page
@@ -110,6 +115,7 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
             window_end = time.time()
             entries = read_frame_log(log)
         panel_text = page.inner_text("body")
+        extensions = answered_video_extensions(webrtc_frame(page))
 
     server_out = server_log.read_text(errors="replace")[-3000:]
     assert entries, f"no frame reached the server after {ATTEMPTS} attempts; log:\n{server_out}"
@@ -141,6 +147,8 @@ def test_webcam_faces_are_labelled_in_a_real_browser(server, tmp_path):
         f"attempts {attempt}"
     )
     assert "Live" in panel_text and "Frames/s" in panel_text
+    # the server asked the browser to show each processed frame at once (no jitter buffer)
+    assert PLAYOUT_DELAY_URI in extensions, extensions
 
 
 @pytest.mark.parametrize("fmt, runtime", [("onnx", "ONNX Runtime"), ("tflite", "LiteRT")])

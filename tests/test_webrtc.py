@@ -256,6 +256,66 @@ def test_audio_buffers_still_wait_for_their_prefetch():
     assert all(buffer.add(_packet(i, 160 * i, marker=True))[1] is None for i in range(4))
 
 
+def _map_with(*uris: str):
+    from aiortc import rtp
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+
+    extensions = [RTCRtpHeaderExtensionParameters(id=i, uri=uri) for i, uri in enumerate(uris, 3)]
+    extensions_map = rtp.HeaderExtensionsMap()
+    extensions_map.configure(RTCRtpParameters(headerExtensions=extensions))
+    return extensions_map
+
+
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def test_video_packets_ask_for_zero_playout_delay_once_negotiated():
+    from aiortc import rtp
+
+    from fer_core.webrtc import PLAYOUT_DELAY_URI, ask_browser_to_show_frames_at_once
+
+    assert ask_browser_to_show_frames_at_once() and ask_browser_to_show_frames_at_once()
+    values = rtp.HeaderExtensions(abs_send_time=1234)
+    sent = rtp.unpack_header_extensions(*_map_with(ABS_SEND_TIME, PLAYOUT_DELAY_URI).set(values))
+    # min and max playout delay 0 (12 bits each), beside the extensions aiortc sends itself
+    assert sent == [(3, (1234).to_bytes(3, "big")), (4, bytes(3))]
+    packet = rtp.RtpPacket(payload_type=96, sequence_number=1, timestamp=0)
+    packet.extensions = values
+    assert rtp.RtpPacket.parse(packet.serialize(_map_with(ABS_SEND_TIME, PLAYOUT_DELAY_URI)),
+                               _map_with(ABS_SEND_TIME)).extensions.abs_send_time == 1234
+    # not negotiated (audio, or a browser that does not offer it): nothing added
+    assert rtp.unpack_header_extensions(*_map_with(ABS_SEND_TIME).set(values)) == sent[:1]
+
+
+def test_the_playout_delay_extension_is_offered_and_answered_for_video_only():
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+
+    from fer_core.webrtc import PLAYOUT_DELAY_URI, ask_browser_to_show_frames_at_once
+
+    ask_browser_to_show_frames_at_once()
+
+    async def negotiate() -> tuple[str, str]:
+        offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
+        try:
+            offerer.addTransceiver("video")
+            offerer.addTransceiver("audio")
+            await offerer.setLocalDescription(await offerer.createOffer())
+            await answerer.setRemoteDescription(offerer.localDescription)
+            answer = await answerer.createAnswer()
+            return offerer.localDescription.sdp, answer.sdp
+        finally:
+            await offerer.close()
+            await answerer.close()
+
+    for sdp in asyncio.run(negotiate()):
+        video, audio = (m for m in sdp.split("\r\nm=")[1:])
+        assert video.startswith("video") and PLAYOUT_DELAY_URI in video
+        assert PLAYOUT_DELAY_URI not in audio
+        assert sdp.count(PLAYOUT_DELAY_URI) == 1  # the patch added it once
+
+
 # =========================================== ICE servers from the environment
 
 

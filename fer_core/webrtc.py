@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 
 ICE_ENV = "FER_ICE_SERVERS"
 ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
@@ -69,6 +70,17 @@ def _urls_problem(urls: object) -> str | None:
     return None
 
 
+def _replace_once(owner: type, name: str, patch: Callable[[Callable], Callable]) -> None:
+    """Replace the method `owner.name` by `patch(the method)`, unless it was replaced already:
+    each patch below is applied once however often a page calls it."""
+    current = getattr(owner, name)
+    if getattr(current, "_fer_patched", False):
+        return
+    replacement = patch(current)
+    replacement._fer_patched = True
+    setattr(owner, name, replacement)
+
+
 def drop_stale_video_frames() -> bool:
     """Make aiortc's relayed video tracks hand out only the newest frame waiting.
 
@@ -86,36 +98,35 @@ def drop_stale_video_frames() -> bool:
         from aiortc.contrib.media import RelayStreamTrack
     except ImportError:
         return False
-    if getattr(RelayStreamTrack.recv, "_fer_newest_only", False):
-        return True
-    original = RelayStreamTrack.recv
 
-    async def recv_newest(self):
-        while True:
-            frame = await original(self)
-            queue = getattr(self, "_queue", None)
-            if self.kind != "video" or queue is None:
-                return frame
-            skipped = 0
-            while not queue.empty():
-                newer = queue.get_nowait()
-                if newer is None:  # the end of the stream: leave it for the next call
-                    queue.put_nowait(None)
-                    break
-                frame, skipped = newer, skipped + 1
-            if skipped:
-                self._frame = frame
-                frame.opaque = skipped
-            # streamlit-webrtc's processing track hands out its last processed frame again
-            # (the same object) for each camera frame that arrives while the next one is
-            # being processed; sending it again would cost an encode here and a decode in
-            # the browser for a picture already shown.
-            if frame is not getattr(self, "_fer_last_frame", None):
-                self._fer_last_frame = frame
-                return frame
+    def patch(original):
+        async def recv_newest(self):
+            while True:
+                frame = await original(self)
+                queue = getattr(self, "_queue", None)
+                if self.kind != "video" or queue is None:
+                    return frame
+                skipped = 0
+                while not queue.empty():
+                    newer = queue.get_nowait()
+                    if newer is None:  # the end of the stream: leave it for the next call
+                        queue.put_nowait(None)
+                        break
+                    frame, skipped = newer, skipped + 1
+                if skipped:
+                    self._frame = frame
+                    frame.opaque = skipped
+                # streamlit-webrtc's processing track hands out its last processed frame again
+                # (the same object) for each camera frame that arrives while the next one is
+                # being processed; sending it again would cost an encode here and a decode in
+                # the browser for a picture already shown.
+                if frame is not getattr(self, "_fer_last_frame", None):
+                    self._fer_last_frame = frame
+                    return frame
 
-    recv_newest._fer_newest_only = True
-    RelayStreamTrack.recv = recv_newest
+        return recv_newest
+
+    _replace_once(RelayStreamTrack, "recv", patch)
     return True
 
 
@@ -135,28 +146,27 @@ def release_video_frames_at_marker() -> bool:
         from aiortc.jitterbuffer import JitterBuffer, JitterFrame
     except ImportError:
         return False
-    if getattr(JitterBuffer._remove_frame, "_fer_at_marker", False):
-        return True
-    original = JitterBuffer._remove_frame
 
-    def remove_frame_at_marker(self, sequence_number: int):
-        frame = original(self, sequence_number)
-        if frame is not None or not self._is_video or self._prefetch or self._origin is None:
-            return frame
-        packets = []
-        for count in range(self.capacity):
-            packet = self._packets[(self._origin + count) % self.capacity]
-            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
-                return None
-            packets.append(packet)
-            if packet.marker:
-                self.remove(count + 1)
-                return JitterFrame(data=b"".join(p._data for p in packets),
-                                   timestamp=packet.timestamp)
-        return None
+    def patch(original):
+        def remove_frame_at_marker(self, sequence_number: int):
+            frame = original(self, sequence_number)
+            if frame is not None or not self._is_video or self._prefetch or self._origin is None:
+                return frame
+            packets = []
+            for count in range(self.capacity):
+                packet = self._packets[(self._origin + count) % self.capacity]
+                if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                    return None
+                packets.append(packet)
+                if packet.marker:
+                    self.remove(count + 1)
+                    return JitterFrame(data=b"".join(p._data for p in packets),
+                                       timestamp=packet.timestamp)
+            return None
 
-    remove_frame_at_marker._fer_at_marker = True
-    JitterBuffer._remove_frame = remove_frame_at_marker
+        return remove_frame_at_marker
+
+    _replace_once(JitterBuffer, "_remove_frame", patch)
     return True
 
 
@@ -180,29 +190,32 @@ def ask_browser_to_show_frames_at_once() -> bool:
         from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
     except ImportError:
         return False
-    if getattr(rtp.HeaderExtensionsMap.set, "_fer_playout_delay", False):
-        return True
     video = codecs.HEADER_EXTENSIONS["video"]
     if all(ext.uri != PLAYOUT_DELAY_URI for ext in video):
         video.append(RTCRtpHeaderExtensionParameters(id=_PLAYOUT_DELAY_ID, uri=PLAYOUT_DELAY_URI))
-    original_configure, original_set = rtp.HeaderExtensionsMap.configure, rtp.HeaderExtensionsMap.set
 
-    def configure(self, parameters) -> None:
-        original_configure(self, parameters)
-        self._fer_playout_delay_id = next(
-            (ext.id for ext in parameters.headerExtensions if ext.uri == PLAYOUT_DELAY_URI), None)
+    def patch_configure(original):
+        def configure(self, parameters) -> None:
+            original(self, parameters)
+            self._fer_playout_delay_id = next(
+                (ext.id for ext in parameters.headerExtensions if ext.uri == PLAYOUT_DELAY_URI),
+                None)
 
-    def set_with_playout_delay(self, values):
-        profile, value = original_set(self, values)
-        ext_id = getattr(self, "_fer_playout_delay_id", None)
-        if ext_id is None:
-            return profile, value
-        extensions = rtp.unpack_header_extensions(profile, value) if value else []
-        return rtp.pack_header_extensions([*extensions, (ext_id, b"\x00\x00\x00")])
+        return configure
 
-    set_with_playout_delay._fer_playout_delay = True
-    rtp.HeaderExtensionsMap.configure = configure
-    rtp.HeaderExtensionsMap.set = set_with_playout_delay
+    def patch_set(original):
+        def set_with_playout_delay(self, values):
+            profile, value = original(self, values)
+            ext_id = getattr(self, "_fer_playout_delay_id", None)
+            if ext_id is None:
+                return profile, value
+            extensions = rtp.unpack_header_extensions(profile, value) if value else []
+            return rtp.pack_header_extensions([*extensions, (ext_id, b"\x00\x00\x00")])
+
+        return set_with_playout_delay
+
+    _replace_once(rtp.HeaderExtensionsMap, "configure", patch_configure)
+    _replace_once(rtp.HeaderExtensionsMap, "set", patch_set)
     return True
 
 
@@ -234,42 +247,41 @@ def send_each_frames_own_result(wait_s: float = RESULT_WAIT_S) -> bool:
         from streamlit_webrtc.process import AsyncMediaProcessTrack
     except ImportError:
         return False
-    if getattr(AsyncMediaProcessTrack.recv, "_fer_own_result", False):
-        return True
-    original = AsyncMediaProcessTrack.recv
 
-    async def recv_own_result(self):
-        if self.kind != "video":
-            return await original(self)
-        if self.readyState != "live":
-            raise MediaStreamError
-        with self._worker_exception_lock:
-            if self._worker_exception:
-                raise self._worker_exception
-        self._start()
-        if not all(hasattr(self, a) for a in ("_out_deque", "_out_lock", "_in_queue")):
-            return await original(self)  # another streamlit-webrtc inside: leave it as it is
-        frame = await self.track.recv()
-        with self._out_lock:
-            waiting = len(self._out_deque)  # results of earlier frames, not yet sent
-        self._in_queue.put(frame)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        while True:
+    def patch(original):
+        async def recv_own_result(self):
+            if self.kind != "video":
+                return await original(self)
+            if self.readyState != "live":
+                raise MediaStreamError
+            with self._worker_exception_lock:
+                if self._worker_exception:
+                    raise self._worker_exception
+            self._start()
+            if not all(hasattr(self, a) for a in ("_out_deque", "_out_lock", "_in_queue")):
+                return await original(self)  # another streamlit-webrtc inside: leave it as it is
+            frame = await self.track.recv()
             with self._out_lock:
-                fresh = len(self._out_deque) > waiting
-                if fresh or loop.time() >= deadline:
-                    newest = self._out_deque[-1] if self._out_deque else None
-                    self._out_deque.clear()
-                    break
-            await asyncio.sleep(_RESULT_POLL_S)
-        new_frame = newest if newest is not None else self._last_out_frame
-        if new_frame is None:
-            return frame
-        self._last_out_frame = new_frame
-        new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
-        return new_frame
+                waiting = len(self._out_deque)  # results of earlier frames, not yet sent
+            self._in_queue.put(frame)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait_s
+            while True:
+                with self._out_lock:
+                    fresh = len(self._out_deque) > waiting
+                    if fresh or loop.time() >= deadline:
+                        newest = self._out_deque[-1] if self._out_deque else None
+                        self._out_deque.clear()
+                        break
+                await asyncio.sleep(_RESULT_POLL_S)
+            new_frame = newest if newest is not None else self._last_out_frame
+            if new_frame is None:
+                return frame
+            self._last_out_frame = new_frame
+            new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
+            return new_frame
 
-    recv_own_result._fer_own_result = True
-    AsyncMediaProcessTrack.recv = recv_own_result
+        return recv_own_result
+
+    _replace_once(AsyncMediaProcessTrack, "recv", patch)
     return True

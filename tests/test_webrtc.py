@@ -258,7 +258,10 @@ def test_audio_buffers_still_wait_for_their_prefetch():
 
 def _map_with(*uris: str):
     from aiortc import rtp
-    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtcrtpparameters import (
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpParameters,
+    )
 
     extensions = [RTCRtpHeaderExtensionParameters(id=i, uri=uri) for i, uri in enumerate(uris, 3)]
     extensions_map = rtp.HeaderExtensionsMap()

@@ -178,12 +178,13 @@ def ask_browser_to_show_frames_at_once() -> bool:
     """Make aiortc ask the browser to show the processed video as soon as it is decoded.
 
     A browser's video jitter buffer holds each frame back by how much frames' arrival times
-    have varied lately; on a busy machine Chromium held the boxes back 61-64 ms (11-24 ms on a
-    quiet one), the biggest wait between the camera and the drawn boxes. The RTP playout-delay
-    header extension (which Chromium offers) lets a sender bound that: aiortc does not know it,
-    so patched, it accepts the extension for video and sends minimum and maximum delay 0 on
-    every video packet, the setting WebRTC's cloud-gaming senders use: render each frame when
-    it is decoded, never queue it. Idempotent; returns False when aiortc is not installed.
+    have varied lately; on a busy 2-core machine Chromium held the boxes back 27-70 ms (9-23 ms
+    on a quiet one), the biggest wait between the camera and the drawn boxes. The RTP
+    playout-delay header extension (which Chromium offers) lets a sender bound that. aiortc does
+    not know it; patched, it accepts the extension for video and sends minimum and maximum
+    delay 0 on every video packet, the setting WebRTC's cloud-gaming senders use: render each
+    frame when it is decoded, never queue it. Idempotent; returns False when aiortc is not
+    installed.
     """
     try:
         from aiortc import codecs, rtp

@@ -85,8 +85,12 @@ else:
     face_rows = dataset.rows(split)  # faces are named by their dataset row, as on Dataset
 
 entry = ev.entry_name(dataset.source, split_name)
+flip_note = eval_report.builtin_flip_note(specs[spec].path)
 tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
-                key="eval_tta")
+                key="eval_tta", disabled=bool(flip_note), help=flip_note or None)
+tta = tta and not flip_note
+if flip_note:
+    st.caption(flip_note)
 
 result = evaluate_or_error(spec, images, labels, entry, tta, dataset.source)
 if result is None:

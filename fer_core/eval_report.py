@@ -108,21 +108,39 @@ def calibration_curves(result: EvalResult) -> tuple[Calibration, dict[str, Relia
                  f"temperature {cal.temperature:.2f}": reliability(scaled, result.labels)}
 
 
-def stored_temperature_note(model_path) -> str:
-    """What the Calibration tab says of a model that applies a temperature of its own (an
-    ensemble's manifest records one, fitted on PublicTest); "" for any other model."""
+def _ensemble_spec(model_path):
+    """The manifest of an ensemble file, or None (another model, or a manifest that cannot be
+    read: the page says why elsewhere, when it loads the model)."""
     if not is_ensemble(model_path):
-        return ""
+        return None
     from fer_core.ensemble import read_ensemble
 
     try:
-        spec = read_ensemble(model_path)
+        return read_ensemble(model_path)
     except (OSError, ValueError):
+        return None
+
+
+def stored_temperature_note(model_path) -> str:
+    """What the Calibration tab says of a model that applies a temperature of its own (an
+    ensemble's manifest records one, fitted on PublicTest); "" for any other model."""
+    spec = _ensemble_spec(model_path)
+    if spec is None:
         return ""
     fitted = spec.extra.get("fitted_on", "PublicTest")
     return (f"{spec.name} applies its own temperature, {spec.temperature:.2f}, fitted on "
             f"{fitted} when it was built: the figures here are after it, and the temperature "
             "above is fitted again, on top of it, on these faces.")
+
+
+def builtin_flip_note(model_path) -> str:
+    """Why the page's test-time-augmentation toggle does nothing for this model (an ensemble
+    that averages each face with its mirror image itself); "" for any other model."""
+    spec = _ensemble_spec(model_path)
+    if spec is None or spec.tta != "flip":
+        return ""
+    return (f"{spec.name} already averages each face with its mirror image, so test-time "
+            "augmentation would give the same figures.")
 
 
 def calibration_note(cal: Calibration, split: str) -> str:

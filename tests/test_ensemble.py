@@ -195,6 +195,9 @@ def test_the_evaluate_page_judges_an_ensemble_against_default(shipped, monkeypat
     at.selectbox(key="eval_model").set_value("accurate").run()
     assert not at.exception, at.exception
     assert any("applies its own temperature, 0.90" in c.value for c in at.caption)
+    # the ensemble averages each face with its mirror itself: the TTA toggle is off, and says so
+    assert at.toggle(key="eval_tta").disabled
+    assert any("already averages each face with its mirror image" in c.value for c in at.caption)
     # a cell with a face in it, then Grad-CAM's reason for an ensemble
     from fer_core.backends import open_face_model
     from fer_core.data import load_dataset

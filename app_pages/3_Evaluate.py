@@ -85,14 +85,14 @@ else:
     face_rows = dataset.rows(split)  # faces are named by their dataset row, as on Dataset
 
 entry = ev.entry_name(dataset.source, split_name)
-flip_note = eval_report.builtin_flip_note(specs[spec].path)
 tta = st.toggle("Test-time augmentation (average each face with its mirror image)",
-                key="eval_tta", disabled=bool(flip_note), help=flip_note or None)
-tta = tta and not flip_note
-if flip_note:
+                key="eval_tta")
+if flip_note := eval_report.builtin_flip_note(specs[spec].path):
     st.caption(flip_note)
 
-result = evaluate_or_error(spec, images, labels, entry, tta, dataset.source)
+# an ensemble that mirrors each face itself gains nothing from a second mirror pass; the
+# toggle still applies to the model it is compared with
+result = evaluate_or_error(spec, images, labels, entry, tta and not flip_note, dataset.source)
 if result is None:
     st.stop()
 

@@ -66,7 +66,7 @@ def resolve(spec: str | os.PathLike, runs_dir: str | os.PathLike | None = None) 
     if text == DEFAULT:
         return _default()
     manifest = default_model_path().parent / f"{text}{ENSEMBLE_SUFFIX}"
-    if text and os.sep not in text and text != DEFAULT and manifest.is_file():
+    if text and os.sep not in text and manifest.is_file():
         return _shipped_ensemble(manifest)
     if is_model_file_name(text) or os.sep in text:
         return _file(Path(text).expanduser())

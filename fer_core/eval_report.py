@@ -140,7 +140,8 @@ def builtin_flip_note(model_path) -> str:
     if spec is None or spec.tta != "flip":
         return ""
     return (f"{spec.name} already averages each face with its mirror image, so test-time "
-            "augmentation would give the same figures.")
+            "augmentation changes nothing for it; the toggle applies to the model it is "
+            "compared with.")
 
 
 def calibration_note(cal: Calibration, split: str) -> str:

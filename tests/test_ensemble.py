@@ -195,9 +195,12 @@ def test_the_evaluate_page_judges_an_ensemble_against_default(shipped, monkeypat
     at.selectbox(key="eval_model").set_value("accurate").run()
     assert not at.exception, at.exception
     assert any("applies its own temperature, 0.90" in c.value for c in at.caption)
-    # the ensemble averages each face with its mirror itself: the TTA toggle is off, and says so
-    assert at.toggle(key="eval_tta").disabled
+    # the ensemble averages each face with its mirror itself: TTA is not applied to it again,
+    # and the page says so; the toggle still applies to the model it is compared with
     assert any("already averages each face with its mirror image" in c.value for c in at.caption)
+    at.toggle(key="eval_tta").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not any(m.label == "Accuracy (TTA)" for m in at.metric)
     # a cell with a face in it, then Grad-CAM's reason for an ensemble
     from fer_core.backends import open_face_model
     from fer_core.data import load_dataset

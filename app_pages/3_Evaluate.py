@@ -90,9 +90,7 @@ tta = st.toggle("Test-time augmentation (average each face with its mirror image
 if flip_note := eval_report.builtin_flip_note(specs[spec].path):
     st.caption(flip_note)
 
-# an ensemble that mirrors each face itself gains nothing from a second mirror pass; the
-# toggle still applies to the model it is compared with
-result = evaluate_or_error(spec, images, labels, entry, tta and not flip_note, dataset.source)
+result = evaluate_or_error(spec, images, labels, entry, tta, dataset.source)
 if result is None:
     st.stop()
 
@@ -131,8 +129,10 @@ with tab_calibration:
     else:
         cal, bins = curves
         c1, c2, c3 = st.columns(3)
-        c1.metric("Expected calibration error", f"{cal.ece_before:.3f}")
-        c2.metric(f"ECE at temperature {cal.temperature:.2f}", f"{cal.ece_after:.3f}",
+        c1.metric("ECE before its temperature" if cal.stored else "Expected calibration error",
+                  f"{cal.ece_before:.3f}")
+        c2.metric(f"ECE at {'its' if cal.stored else 'a fitted'} temperature "
+                  f"{cal.temperature:.2f}", f"{cal.ece_after:.3f}",
                   delta=f"{cal.ece_after - cal.ece_before:+.3f}", delta_color="inverse")
         c3.metric("Log-loss (before → after)", f"{cal.nll_before:.3f} → {cal.nll_after:.3f}")
         st.caption(eval_report.calibration_note(cal, split_name))
@@ -198,11 +198,22 @@ with tab_compare:
             summary, per_class = eval_report.comparison_tables(cmp)
             st.caption(f"A = {escape_markdown(specs[spec].label)}  ·  "
                        f"B = {escape_markdown(specs[other].label)}")
+            if views := eval_report.views_note(result, result_b):
+                st.caption(views)
             st.dataframe(summary.style.format("{:+.3f}", subset=["B - A"])
                          .format("{:.3f}", subset=["A", "B"]), key="eval_cmp_summary")
             st.dataframe(per_class.style.format("{:+.3f}").format("{:.3f}",
                                                                   subset=["F1 A", "F1 B"]),
                          key="eval_cmp_classes")
+            st.markdown("**Where each fails**: the class each one's faces are most often "
+                        "mistaken for, and the share of them that goes there")
+            st.dataframe(eval_report.failure_table(cmp).style.format(
+                "{:.1%}", subset=["A share", "B share"]), key="eval_cmp_failures")
+            left, right = st.columns(2)
+            for col, tag, res in ((left, "A", result), (right, "B", result_b)):
+                col.plotly_chart(confusion_matrix_figure(
+                    res.confusion, normalized=True, title=f"{tag}: row-normalised confusion"),
+                    key=f"eval_cmp_cm_{tag}")
             st.plotly_chart(confusion_diff_figure(
                 cmp.confusion_diff, title="Row-normalised confusion, B - A (points)"),
                 key="eval_cmp_chart")

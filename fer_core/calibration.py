@@ -38,7 +38,8 @@ class Reliability:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted temperature and what it changes, on the faces it was fitted on."""
+    """A temperature and what it changes on some faces: fitted on those very faces, or
+    (`stored`) the one a model applies itself, fitted when it was built."""
 
     temperature: float
     faces: int
@@ -46,9 +47,11 @@ class Calibration:
     ece_after: float
     nll_before: float
     nll_after: float
+    stored: bool = False
 
-    def to_dict(self) -> dict[str, float | int]:
-        return {"temperature": self.temperature, "faces": self.faces,
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {"temperature": self.temperature, "temperature_stored": self.stored,
+                "faces": self.faces,
                 "ece_before": self.ece_before, "ece_after": self.ece_after,
                 "nll_before": self.nll_before, "nll_after": self.nll_after}
 
@@ -142,12 +145,18 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def calibrate(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> Calibration:
     """Fit a temperature on these faces and measure ECE and NLL before and after it."""
-    temperature = fit_temperature(probs, labels)
+    return measure_temperature(probs, labels, fit_temperature(probs, labels), bins)
+
+
+def measure_temperature(probs: np.ndarray, labels: np.ndarray, temperature: float,
+                        bins: int = BINS, *, stored: bool = False) -> Calibration:
+    """ECE and NLL of `probs` before and after a given temperature (one fitted elsewhere,
+    such as the one an ensemble stores, measured on these faces)."""
     scaled = with_temperature(probs, temperature)
     return Calibration(
-        temperature=temperature, faces=int(len(labels)),
+        temperature=float(temperature), faces=int(len(labels)),
         ece_before=expected_calibration_error(probs, labels, bins),
         ece_after=expected_calibration_error(scaled, labels, bins),
         nll_before=negative_log_likelihood(probs, labels),
-        nll_after=negative_log_likelihood(scaled, labels),
+        nll_after=negative_log_likelihood(scaled, labels), stored=stored,
     )

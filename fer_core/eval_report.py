@@ -1,5 +1,5 @@
 """What the Evaluate page shows of an evaluation, as plain data: the per-class table, the
-A/B comparison tables, the commonest mistake of a class, the cell a click on the
+A/B comparison tables (where each model fails), the commonest mistake of a class, the cell a click on the
 confusion heatmap picked, what a score on the demo set means, and the calibration figures. The figures themselves are
 in `fer_core.charts`."""
 
@@ -41,6 +41,31 @@ def comparison_tables(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
         "precision B - A": list(cmp.precision_diff.values()),
     }, index=list(EMOTIONS))
     return summary, per_class
+
+
+def failure_table(cmp: Comparison) -> pd.DataFrame:
+    """Where each model fails, class by class: the class its faces are most often mistaken
+    for by A and by B, and the share of the class's faces that goes there (row-normalised
+    confusion)."""
+    rows = {}
+    for i, name in enumerate(EMOTIONS):
+        row = {}
+        for tag, result in (("A", cmp.a), ("B", cmp.b)):
+            wrong = commonest_mistake(result.confusion, i)
+            row[f"{tag} mistaken for"] = EMOTIONS[wrong]
+            row[f"{tag} share"] = float(result.confusion_normalized[i, wrong])
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def views_note(a: EvalResult, b: EvalResult) -> str:
+    """What the comparison says when A and B saw different views of the faces ("" when they
+    saw the same): one averages each face with its mirror image and the other does not."""
+    if a.tta == b.tta:
+        return ""
+    mirrored, plain = ("A", "B") if a.tta else ("B", "A")
+    return (f"{mirrored} averages each face with its mirror image and {plain} does not: turn on "
+            "test-time augmentation above to compare like with like.")
 
 
 def no_gradcam_reason(model_path) -> str:
@@ -98,11 +123,17 @@ def demo_set_note(trained_on: str | None) -> str:
 
 
 def calibration_curves(result: EvalResult) -> tuple[Calibration, dict[str, Reliability]] | None:
-    """The Calibration tab's figures: a temperature fitted on the result's faces, and the
-    reliability bins before and after it (None without faces)."""
+    """The Calibration tab's figures: the result's calibration (`EvalResult.calibration`: the
+    model's own temperature, else one fitted on these faces) and the reliability bins before
+    and after that temperature (None without faces)."""
     cal = result.calibration()
     if cal is None:
         return None
+    if cal.stored:
+        before = with_temperature(result.probs, 1.0 / cal.temperature)
+        return cal, {"before its temperature": reliability(before, result.labels),
+                     f"its temperature {cal.temperature:.2f}": reliability(result.probs,
+                                                                           result.labels)}
     scaled = with_temperature(result.probs, cal.temperature)
     return cal, {"as trained": reliability(result.probs, result.labels),
                  f"temperature {cal.temperature:.2f}": reliability(scaled, result.labels)}
@@ -129,8 +160,9 @@ def stored_temperature_note(model_path) -> str:
         return ""
     fitted = spec.extra.get("fitted_on", "PublicTest")
     return (f"{spec.name} applies its own temperature, {spec.temperature:.2f}, fitted on "
-            f"{fitted} when it was built: the figures here are after it, and the temperature "
-            "above is fitted again, on top of it, on these faces.")
+            f"{fitted} when it was built: the figures here are its probabilities before and "
+            f"after it. On {fitted} they flatter it (it was fitted there); any other split "
+            "tests it.")
 
 
 def builtin_flip_note(model_path) -> str:
@@ -139,13 +171,19 @@ def builtin_flip_note(model_path) -> str:
     spec = _ensemble_spec(model_path)
     if spec is None or spec.tta != "flip":
         return ""
-    return (f"{spec.name} already averages each face with its mirror image, so test-time "
-            "augmentation changes nothing for it; the toggle applies to the model it is "
-            "compared with.")
+    return (f"{spec.name} already averages each face with its mirror image, whether the toggle "
+            "is on or not; its accuracy without the mirror view is shown beside it.")
 
 
 def calibration_note(cal: Calibration, split: str) -> str:
     """What the Calibration tab's figures mean, in a sentence or two."""
+    if cal.stored:
+        better = cal.ece_after <= cal.ece_before
+        return (f"Its temperature of {cal.temperature:.2f} moves the expected calibration error "
+                f"on these {cal.faces:,} faces of {split} from {cal.ece_before:.3f} to "
+                f"{cal.ece_after:.3f} and the log-loss from {cal.nll_before:.3f} to "
+                f"{cal.nll_after:.3f}: it {'helps' if better else 'does not help'} here. It "
+                "changes no top label.")
     if abs(cal.temperature - 1.0) < 0.1:
         way = "close to calibrated as trained"
     elif cal.temperature > 1.0:

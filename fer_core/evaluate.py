@@ -8,10 +8,14 @@ Conventions, so no metric divides by zero:
   is not marked down for it; such a class keeps 0.0 in the per-class table with support 0.
 - a row of the row-normalised confusion matrix whose class has no support is all zeros.
 
+An ensemble is scored as it runs (its views averaged, then its stored temperature), but from
+the mean of its members' raw probabilities per view, so one evaluation also gives what it
+scores without its mirror view and its calibration before and after its own temperature.
+
 Predictions are cached so reopening a result is instant: for a run in `runs/<id>/eval/`,
 for any other model (a .keras path, `default`) under `.cache/eval/<model hash>/`. Each entry
 is `<split>.json` (metrics and the key) plus `<split>.npz` (probabilities, with and without
-the horizontal flip). The key hashes the model file and the images and labels, so a changed
+the horizontal flip; an ensemble's before its temperature). The key hashes the model file and the images and labels, so a changed
 model or data invalidates it.
 """
 
@@ -28,14 +32,15 @@ from typing import Any
 import numpy as np
 
 from fer_core import catalog
-from fer_core.calibration import Calibration, calibrate
-from fer_core.ensemble import model_fingerprint
+from fer_core.calibration import Calibration, calibrate, measure_temperature, with_temperature
+from fer_core.ensemble import EnsembleFaceModel, model_fingerprint, read_ensemble
 from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 from fer_core.paths import eval_cache_dir
+from fer_core.runtimes import is_ensemble
 
 BATCH_SIZE = 256
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: an ensemble's cached probabilities are its members' mean per view
 
 
 @dataclass(frozen=True)
@@ -86,28 +91,42 @@ class EvalResult(Metrics):
     """Metrics of one model on one set of faces, with the probabilities they came from.
 
     With `tta` the probabilities are the mean over each face and its mirror image, and
-    `accuracy_without_tta` keeps the plain accuracy so both can be shown.
+    `accuracy_without_tta` keeps the plain accuracy so both can be shown; `tta_built_in` says
+    the model (an ensemble) averages the two views itself, whatever was asked.
+    `stored_temperature` is the temperature the model applies itself (an ensemble's, fitted
+    when it was built): `probs` are after it.
     """
 
     probs: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_CLASSES), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     tta: bool = False
     accuracy_without_tta: float | None = None
+    tta_built_in: bool = False
+    stored_temperature: float | None = None
 
     @property
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
     def calibration(self) -> Calibration | None:
-        """A temperature fitted on these faces and the ECE before and after it (None without
-        faces). Fitted and measured on the same faces: on a validation split that is how the
-        temperature is chosen; elsewhere it says how far the confidences are off."""
-        return calibrate(self.probs, self.labels) if len(self.labels) else None
+        """The ECE and log-loss before and after a temperature (None without faces).
+
+        A model with a stored temperature is measured before and after that one: on any
+        split but the one it was fitted on, that is an honest test of it. Any other model gets
+        a temperature fitted on these faces: on a validation split that is how one is chosen;
+        elsewhere it says how far the confidences are off."""
+        if not len(self.labels):
+            return None
+        if self.stored_temperature is None:
+            return calibrate(self.probs, self.labels)
+        as_trained = with_temperature(self.probs, 1.0 / self.stored_temperature)
+        return measure_temperature(as_trained, self.labels, self.stored_temperature, stored=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["n"] = int(len(self.labels))
         out["tta"] = self.tta
+        out["tta_built_in"] = self.tta_built_in
         if self.tta:
             out["accuracy_without_tta"] = self.accuracy_without_tta
         cal = self.calibration()
@@ -194,13 +213,15 @@ def metrics_from_confusion(cm: np.ndarray, class_names: tuple[str, ...] = EMOTIO
 
 
 def result_from_probs(probs: np.ndarray, labels: np.ndarray, *, tta: bool = False,
-                      accuracy_without_tta: float | None = None) -> EvalResult:
+                      accuracy_without_tta: float | None = None, tta_built_in: bool = False,
+                      stored_temperature: float | None = None) -> EvalResult:
     """Wrap probabilities (N, 7) and labels (N,) into an `EvalResult`."""
     probs = np.asarray(probs, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     m = metrics_from_confusion(confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1]))
     return EvalResult(m.accuracy, m.macro_f1, m.per_class, m.confusion, probs=probs,
-                      labels=labels, tta=tta, accuracy_without_tta=accuracy_without_tta)
+                      labels=labels, tta=tta, accuracy_without_tta=accuracy_without_tta,
+                      tta_built_in=tta_built_in, stored_temperature=stored_temperature)
 
 
 # --- predictions ----------------------------------------------------------------------------
@@ -244,21 +265,59 @@ def predict_probs(model: Any, images: np.ndarray, *, flip: bool = False,
     return out
 
 
+@dataclass(frozen=True)
+class _Combine:
+    """How a model's answer is made from its probabilities per view: averaged with the
+    mirror view by the model itself (an ensemble with flip TTA), then a stored temperature."""
+
+    built_in_flip: bool = False
+    temperature: float | None = None
+
+
+def _combine_of(path: str | Path) -> _Combine:
+    """What a model file applies itself (only an ensemble manifest applies anything)."""
+    if not is_ensemble(path):
+        return _Combine()
+    spec = read_ensemble(path)
+    return _Combine(spec.tta == "flip", spec.temperature if spec.temperature != 1.0 else None)
+
+
+def _per_view(model: Any) -> tuple[Any, _Combine]:
+    """A model that answers for one view at a time, without a temperature, and how to
+    combine its answers into the model's own: an ensemble becomes the mean of its members;
+    any other model is used as it is."""
+    if not isinstance(model, EnsembleFaceModel):
+        return model, _Combine()
+    combine = _Combine(model.tta == "flip",
+                       model.temperature if model.temperature != 1.0 else None)
+    return EnsembleFaceModel(model.members, name=model.name, tta="none"), combine
+
+
+def _combined(plain: np.ndarray, flipped: np.ndarray | None, labels: np.ndarray, *,
+              tta: bool, how: _Combine) -> EvalResult:
+    """The result of per-view probabilities: with `tta` (or a model that mirrors faces itself)
+    the mean of both views, then the model's stored temperature."""
+    labels = np.asarray(labels, dtype=np.int64)
+    tta = tta or how.built_in_flip
+    probs, acc_plain = plain, None
+    if tta:
+        acc_plain = float((plain.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
+        probs = (plain + flipped) / 2
+    if how.temperature is not None:
+        probs = with_temperature(probs, how.temperature)
+    return result_from_probs(probs, labels, tta=tta, accuracy_without_tta=acc_plain,
+                             tta_built_in=how.built_in_flip, stored_temperature=how.temperature)
+
+
 def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,
                    batch_size: int = BATCH_SIZE) -> EvalResult:
-    """Predict and score (no cache). With `tta`, average each face with its mirror image."""
+    """Predict and score (no cache). With `tta`, average each face with its mirror image;
+    an ensemble that does so itself always does, and reports its plain accuracy too."""
+    model, how = _per_view(model)
     plain = predict_probs(model, images, batch_size=batch_size)
-    if not tta:
-        return result_from_probs(plain, labels)
-    flipped = predict_probs(model, images, flip=True, batch_size=batch_size)
-    return _tta_result(plain, flipped, labels)
-
-
-def _tta_result(plain: np.ndarray, flipped: np.ndarray, labels: np.ndarray) -> EvalResult:
-    labels = np.asarray(labels, dtype=np.int64)
-    acc_plain = float((plain.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
-    return result_from_probs((plain + flipped) / 2, labels, tta=True,
-                             accuracy_without_tta=acc_plain)
+    flipped = (predict_probs(model, images, flip=True, batch_size=batch_size)
+               if tta or how.built_in_flip else None)
+    return _combined(plain, flipped, labels, tta=tta, how=how)
 
 
 # --- comparison and mistakes ----------------------------------------------------------------
@@ -392,11 +451,13 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
     `split` names the cache entry (a split name or an uploaded file's name). `model` may be
     the already loaded model of `spec`; it is loaded only on a cache miss otherwise. The plain
     and flipped probabilities are stored separately, so switching TTA on later only runs the
-    flipped pass.
+    flipped pass. An ensemble that mirrors faces itself is always scored with both views.
     """
     ref = spec if isinstance(spec, catalog.ModelRef) else catalog.resolve(spec)
     folder = eval_folder(ref)
     key = f"{model_fingerprint(ref.path)}:{data_hash(images, labels)}"
+    how = _combine_of(ref.path)
+    tta = tta or how.built_in_flip
     cached = _read_cache(folder, split, key, len(labels)) or {}
     plain = cached.get("probs")
     flipped = cached.get("probs_flip")
@@ -405,6 +466,7 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
             from fer_core.backends import open_face_model
 
             model = open_face_model(ref.path, warmup=False)
+        model, _ = _per_view(model)
         if plain is None:
             plain = predict_probs(model, images)
         if tta and flipped is None:
@@ -415,11 +477,9 @@ def evaluate_cached(spec: str | catalog.ModelRef, images: np.ndarray, labels: np
         meta: dict[str, Any] = {
             "model": str(ref.path), "spec": ref.spec, "run": ref.run_id, "split": split,
             "source": source, "n": int(len(labels)),
-            "metrics": result_from_probs(plain, labels).to_dict(),
+            "metrics": _combined(plain, flipped, labels, tta=False, how=how).to_dict(),
         }
-        if flipped is not None:
-            meta["metrics_tta"] = _tta_result(plain, flipped, labels).to_dict()
+        if flipped is not None and not how.built_in_flip:
+            meta["metrics_tta"] = _combined(plain, flipped, labels, tta=True, how=how).to_dict()
         _write_cache(folder, split, key, meta, arrays)
-    if tta:
-        return _tta_result(plain, flipped, labels)
-    return result_from_probs(plain, labels)
+    return _combined(plain, flipped, labels, tta=tta, how=how)

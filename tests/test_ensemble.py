@@ -168,10 +168,50 @@ def test_the_cli_builds_measures_and_evaluates_an_ensemble(shipped, capsys) -> N
     assert main(["evaluate", "pair", "--data", "demo", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["accuracy"] == pytest.approx(figures["accuracy"], abs=1e-4)
+    # the figures the manifest recorded, again: plain accuracy, calibration before and after
+    # its own temperature (not one fitted again on top of it)
+    assert result["tta"] and result["tta_built_in"]
+    assert result["accuracy_without_tta"] == pytest.approx(figures["accuracy_without_tta"],
+                                                           abs=1e-4)
+    calibration = result["calibration"]
+    assert calibration["temperature_stored"]
+    assert calibration["temperature"] == pytest.approx(spec.temperature)
+    for key in ("ece_before", "ece_after", "nll_before", "nll_after"):
+        assert calibration[key] == pytest.approx(figures[key], abs=1e-3), key
 
     assert main(["ensemble", str(manifest), "--members", str(shipped / "nope.keras"),
                  "--data", "demo"]) == 2
     assert "nope.keras" in capsys.readouterr().err
+
+
+def test_an_ensemble_is_scored_as_it_runs_with_its_plain_accuracy_and_calibration(shipped):
+    """One evaluation of an ensemble with flip TTA and a temperature: its answers are the
+    model's own, its plain accuracy is the members' mean on the face alone, and its
+    calibration is measured before and after its own temperature."""
+    from fer_core import calibration, evaluate
+    from fer_core.backends import open_face_model
+    from fer_core.data import load_dataset
+
+    images, labels = load_dataset("demo").split("PublicTest")
+    model = open_face_model(shipped / "accurate.ensemble.json")
+    for tta in (False, True):  # the toggle changes nothing: the ensemble mirrors faces itself
+        result = evaluate.evaluate_model(model, images, labels, tta=tta)
+        assert result.tta and result.tta_built_in and result.stored_temperature == 0.9
+        np.testing.assert_allclose(result.probs, model.predict(images), atol=1e-5)
+    members = [open_face_model(shipped / n) for n in ("accurate-1.keras", "accurate-2.keras")]
+    plain = np.mean([m.predict(images) for m in members], axis=0)
+    assert result.accuracy_without_tta == pytest.approx(float((plain.argmax(1) == labels).mean()))
+    flipped = np.mean([m.predict(images[:, :, ::-1]) for m in members], axis=0)
+    before = (plain + flipped) / 2
+    cal = result.calibration()
+    assert cal.stored and cal.temperature == 0.9
+    assert cal.ece_before == pytest.approx(
+        calibration.expected_calibration_error(before, labels), abs=1e-4)
+    assert cal.ece_after == pytest.approx(
+        calibration.expected_calibration_error(result.probs, labels), abs=1e-6)
+    cached = evaluate.evaluate_cached("accurate", images, labels, split="PublicTest")
+    assert cached.accuracy == result.accuracy and cached.tta_built_in
+    assert cached.accuracy_without_tta == result.accuracy_without_tta
 
 
 def test_evaluate_says_what_an_ensemble_is(shipped) -> None:
@@ -195,12 +235,16 @@ def test_the_evaluate_page_judges_an_ensemble_against_default(shipped, monkeypat
     at.selectbox(key="eval_model").set_value("accurate").run()
     assert not at.exception, at.exception
     assert any("applies its own temperature, 0.90" in c.value for c in at.caption)
-    # the ensemble averages each face with its mirror itself: TTA is not applied to it again,
-    # and the page says so; the toggle still applies to the model it is compared with
+    # the ensemble averages each face with its mirror itself, whatever the toggle says, and
+    # the page says so and shows its accuracy without the mirror view beside it
     assert any("already averages each face with its mirror image" in c.value for c in at.caption)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Accuracy (TTA)" in metrics and "Accuracy without TTA" in metrics
+    # calibration before and after its own temperature, not one fitted on top of it
+    assert "ECE before its temperature" in metrics and "ECE at its temperature 0.90" in metrics
     at.toggle(key="eval_tta").set_value(True).run()
     assert not at.exception, at.exception
-    assert not any(m.label == "Accuracy (TTA)" for m in at.metric)
+    assert {m.label: m.value for m in at.metric} == metrics
     # a cell with a face in it, then Grad-CAM's reason for an ensemble
     from fer_core.backends import open_face_model
     from fer_core.data import load_dataset
@@ -211,6 +255,11 @@ def test_the_evaluate_page_judges_an_ensemble_against_default(shipped, monkeypat
     at.selectbox(key="eval_true").set_value(EMOTIONS[int(labels[0])])
     at.selectbox(key="eval_pred").set_value(EMOTIONS[int(predicted.argmax())]).run()
     assert any("is an ensemble" in i.value for i in at.info)
+    at.toggle(key="eval_tta").set_value(False)
     at.selectbox(key="eval_compare").set_value("default").run()
     assert not at.exception, at.exception
-    assert len(at.dataframe) >= 2  # the per-class F1 of both, side by side
+    # A mirrors every face and plain default does not: the page says so
+    assert any(c.value.startswith("A averages each face") for c in at.caption)
+    failures = at.dataframe[3].value  # after the metrics, the summary and the F1 tables
+    assert list(failures.index) == list(EMOTIONS)
+    assert set(failures.columns) == {"A mistaken for", "A share", "B mistaken for", "B share"}

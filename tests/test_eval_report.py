@@ -40,3 +40,35 @@ def test_tables() -> None:
     assert summary.loc["accuracy", "A"] == pytest.approx(a.accuracy)
     assert list(per_class.columns) == ["F1 A", "F1 B", "F1 B - A", "recall B - A",
                                        "precision B - A"]
+
+
+def test_failure_table_names_each_models_commonest_mistake_and_its_share() -> None:
+    cm_a = np.diag([8, 4, 6, 9, 7, 9, 9]).astype(np.int64)
+    cm_a[2, 4] = 4  # A: fear -> sad, 4 of 10
+    cm_b = np.diag([8, 4, 8, 9, 7, 9, 9]).astype(np.int64)
+    cm_b[2, 0] = 2  # B: fear -> angry, 2 of 10
+    a, b = (ev.result_from_probs(*_probs_for(cm)) for cm in (cm_a, cm_b))
+    table = eval_report.failure_table(ev.compare(a, b))
+    assert list(table.index) == list(EMOTIONS)
+    assert table.loc["fear", "A mistaken for"] == "sad"
+    assert table.loc["fear", "A share"] == pytest.approx(0.4)
+    assert table.loc["fear", "B mistaken for"] == "angry"
+    assert table.loc["fear", "B share"] == pytest.approx(0.2)
+
+
+def _probs_for(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot probabilities and labels whose confusion matrix is `cm`."""
+    true, pred = np.nonzero(cm)
+    labels = np.repeat(true, cm[true, pred])
+    probs = np.eye(7, dtype=np.float32)[np.repeat(pred, cm[true, pred])]
+    return probs, labels
+
+
+def test_views_note_speaks_only_when_one_model_mirrors_and_the_other_does_not() -> None:
+    probs, labels = _probs_for(np.eye(7, dtype=np.int64))
+    plain = ev.result_from_probs(probs, labels)
+    mirrored = ev.result_from_probs(probs, labels, tta=True, accuracy_without_tta=1.0)
+    assert eval_report.views_note(plain, plain) == ""
+    assert eval_report.views_note(mirrored, mirrored) == ""
+    assert eval_report.views_note(mirrored, plain).startswith("A averages")
+    assert eval_report.views_note(plain, mirrored).startswith("B averages")

@@ -78,10 +78,15 @@ def test_tta_and_compare(env):
     at.selectbox(key="eval_compare").set_value(second.id).run()
     assert not at.exception, at.exception
     # same weights in both runs: every difference is zero
-    diff = _chart_z(at, 2)  # after the heatmap and the reliability diagram
+    # after the heatmap and the reliability diagram: A's and B's row-normalised confusion
+    # side by side, then their difference
+    np.testing.assert_allclose(_chart_z(at, 2), _chart_z(at, 3), atol=1e-9)
+    diff = _chart_z(at, 4)
     np.testing.assert_allclose(diff, 0.0, atol=1e-9)
     summary = at.dataframe[1].value
     np.testing.assert_allclose(summary["B - A"], 0.0, atol=1e-9)
+    failures = at.dataframe[3].value
+    assert list(failures["A mistaken for"]) == list(failures["B mistaken for"])
 
 
 def test_no_runs_says_what_to_do(fer_dirs):
@@ -129,7 +134,8 @@ def test_calibration_tab_shows_the_ece_before_and_after_a_fitted_temperature(env
     fitted = calibration.calibrate(probs, labels)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Expected calibration error"] == f"{fitted.ece_before:.3f}"
-    assert metrics[f"ECE at temperature {fitted.temperature:.2f}"] == f"{fitted.ece_after:.3f}"
+    assert (metrics[f"ECE at a fitted temperature {fitted.temperature:.2f}"]
+            == f"{fitted.ece_after:.3f}")
     assert any("temperature of" in c.value for c in at.caption)
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)
     names = [trace["name"] for trace in spec["data"]]

@@ -1,6 +1,8 @@
 """`python -m fer_core evaluate MODEL --data PATH --split NAME [--tta] [--json]`.
 
-MODEL is a run id, a .keras file or `default`. Uses the same cached implementation as the
+MODEL is a run id, a model file (.keras, .onnx, .tflite, .ensemble.json), `default` or
+`accurate`. An ensemble that averages each face with its mirror image itself is always scored
+so, and its accuracy without the mirror view is printed beside it. Uses the same cached implementation as the
 Evaluate page (`fer_core.catalog` to find the model, `fer_core.evaluate.evaluate_cached`),
 so both read and write the same files.
 """
@@ -17,7 +19,8 @@ ALL = "all"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="run id, path to a .keras file, or 'default'")
+    parser.add_argument("model", help="run id, a model file (.keras, .onnx, .tflite, "
+                                      ".ensemble.json), 'default' or 'accurate'")
     parser.add_argument("--data", default=None,
                         help="dataset: FER CSV (.csv/.gz/.zip), image folder or 'demo' "
                              "(default: $FER2013_CSV, data/fer2013.csv, else demo)")
@@ -26,20 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average each face with its mirror image")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object (accuracy, macro_f1, per_class, confusion)")
+                        help="print one JSON object (accuracy, macro_f1, per_class, confusion, "
+                             "calibration)")
 
 
 def _print_table(result, header: str) -> None:
     print(header)
     line = f"accuracy {result.accuracy:.4f}  macro-F1 {result.macro_f1:.4f}"
     if result.tta:
-        line += f"  (TTA on; without TTA accuracy {result.accuracy_without_tta:.4f})"
+        how = "its own flip TTA" if result.tta_built_in else "TTA on"
+        line += f"  ({how}; without TTA accuracy {result.accuracy_without_tta:.4f})"
     print(line)
     cal = result.calibration()
     if cal is not None:
-        print(f"calibration: ECE {cal.ece_before:.4f}, NLL {cal.nll_before:.4f}; with a "
-              f"temperature fitted on these faces (T = {cal.temperature:.3f}) ECE "
-              f"{cal.ece_after:.4f}, NLL {cal.nll_after:.4f}")
+        which = ("its stored temperature" if cal.stored
+                 else "a temperature fitted on these faces")
+        print(f"calibration: ECE {cal.ece_before:.4f}, NLL {cal.nll_before:.4f}; with {which} "
+              f"(T = {cal.temperature:.3f}) ECE {cal.ece_after:.4f}, NLL {cal.nll_after:.4f}")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for c in result.per_class:
         print(f"{c.name:<10}{c.precision:>10.3f}{c.recall:>8.3f}{c.f1:>8.3f}{c.support:>9d}")

@@ -37,11 +37,11 @@ from fer_core.data.sources import IMAGE_SUFFIXES, SYSTEM_FOLDERS, read_regular, 
 from fer_core.detect import FaceDetector
 from fer_core.files import atomic_path
 from fer_core.infer import DEFAULT_RESCAN_EVERY, FaceTracker, decode_image, draw_faces, process_frame
-from fer_core.labels import EMOTIONS, UNCERTAIN
+from fer_core.labels import CONFIDENCE_DECIMALS, EMOTIONS, UNCERTAIN, is_uncertain
 from fer_core.runtimes import FaceModel
 
 COLUMNS = ("source", "frame", "time_s", "face_id", "x", "y", "w", "h", "label", "confidence",
-           *EMOTIONS)
+           "uncertain", *EMOTIONS)
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 VIDEO, IMAGE, FOLDER, ZIP = "video", "image", "folder", "zip"
 
@@ -68,7 +68,9 @@ class Summary:
     faces: int = 0  # rows written
     face_ids: set[int] = field(default_factory=set)
     seconds: float = 0.0
-    emotion_frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EMOTIONS, 0))
+    # face-frames shown as each emotion, or as uncertain (below the threshold of the analysis)
+    emotion_frames: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((*EMOTIONS, UNCERTAIN), 0))
     stopped: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -77,7 +79,7 @@ class Summary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def emotion_share(self) -> dict[str, float]:
-        """Share of face-frames whose top label is each emotion."""
+        """Share of face-frames shown as each emotion, or as uncertain."""
         total = sum(self.emotion_frames.values())
         return {e: (n / total if total else 0.0) for e, n in self.emotion_frames.items()}
 
@@ -381,7 +383,8 @@ def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier
     """Analyse `path` into `out_csv` (module docstring); AnalysisError when nothing in it can
     be analysed, in which case no file is left behind. `thumbnails`: a folder to keep a few
     crops of each face in (`<face id>-<frame>.png`). `uncertain_below`: faces less sure than
-    this are drawn as uncertain in the annotated video (the CSV keeps every top label)."""
+    this are drawn as uncertain in the annotated video, flagged in the CSV's `uncertain`
+    column (its `label` stays the top emotion) and counted as uncertain in the summary."""
     path, out_csv = Path(path), Path(out_csv)
     summary = Summary()
     kind = input_kind(path)
@@ -425,10 +428,13 @@ def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier
 
 
 def csv_row(source: str, frame: int, time_s: float, face: Any) -> list:
-    """One face as a row of COLUMNS (the Analyse CSV and the Live page's recording)."""
+    """One face as a row of COLUMNS (the Analyse CSV and the Live page's recording): its top
+    label, and whether it was shown as uncertain instead (`labels.is_uncertain`)."""
     x, y, w, h = (int(v) for v in face.box)
+    d = CONFIDENCE_DECIMALS
     return [source, frame, f"{time_s:.3f}", face.track_id, x, y, w, h, face.label,
-            f"{face.confidence:.4f}", *(f"{p:.4f}" for p in face.probs)]
+            f"{np.round(face.confidence, d):.{d}f}", "true" if face.uncertain else "false",
+            *(f"{p:.{d}f}" for p in face.probs)]
 
 
 def _record(rows: Any, frame: Frame, faces: list, summary: Summary) -> None:
@@ -438,7 +444,7 @@ def _record(rows: Any, frame: Frame, faces: list, summary: Summary) -> None:
     for face in faces:
         rows.writerow(csv_row(frame.source, frame.index, frame.time_s, face))
         summary.faces += 1
-        summary.emotion_frames[face.label] += 1
+        summary.emotion_frames[UNCERTAIN if face.uncertain else face.label] += 1
         if face.track_id is not None:
             summary.face_ids.add(face.track_id)
 
@@ -479,7 +485,7 @@ def emotion_share_by_face(rows: Any, uncertain_below: float = 0.0) -> Any:
     columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 else list(EMOTIONS)
     if len(rows) == 0:
         return pd.DataFrame(columns=["face_id", "frames", *columns])
-    labels = rows["label"].where(rows["confidence"] >= uncertain_below, UNCERTAIN)
+    labels = rows["label"].where(~is_uncertain(rows["confidence"], uncertain_below), UNCERTAIN)
     counts = pd.crosstab(rows["face_id"], labels).reindex(columns=columns, fill_value=0)
     share = counts.div(counts.sum(axis=1), axis=0)
     share.insert(0, "frames", counts.sum(axis=1))

@@ -34,7 +34,7 @@ import numpy as np
 import fer_core.cpu  # noqa: F401  (TF flags before TensorFlow loads)
 import tensorflow as tf
 from fer_core.detect import Box, FaceDetector, iou
-from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES, UNCERTAIN
+from fer_core.labels import EMOTIONS, IMG_SIZE, NUM_CLASSES, UNCERTAIN, is_uncertain
 from fer_core.runtimes import KERAS, FaceModel, as_batch, warm_up
 from fer_core.stream import FrameTiming, StreamMonitor
 
@@ -492,7 +492,7 @@ def process_frame(
             faces.append(FacePrediction(
                 box=box, label=EMOTIONS[top], confidence=float(p[top]),
                 probs=tuple(float(v) for v in p), track_id=track_id,
-                uncertain=bool(p[top] < uncertain_below)))
+                uncertain=bool(is_uncertain(p[top], uncertain_below))))
         annotated = draw_faces(image.copy(), faces) if draw else image
         end = time.perf_counter()
         if monitor is not None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES: int = len(EMOTIONS)
 IMG_SIZE: int = 48
@@ -25,6 +29,16 @@ FER2013_COUNTS: dict[str, tuple[int, ...]] = {
 # (68% overall).
 UNCERTAIN = "uncertain"
 DEFAULT_UNCERTAIN_BELOW = 0.4
+
+
+CONFIDENCE_DECIMALS = 4  # confidences are written to tables, and compared, to this precision
+
+
+def is_uncertain(confidence: Any, below: float) -> Any:
+    """The one rule for "uncertain": the top probability, to the CONFIDENCE_DECIMALS a table
+    keeps, is below the threshold. A float gives a bool, an array (or pandas column) an array,
+    so the overlay, the CSV written beside it and a table read back from it all agree."""
+    return np.round(confidence, CONFIDENCE_DECIMALS) < below
 
 
 def check_uncertain_below(value: float, name: str = "uncertain_below") -> float:

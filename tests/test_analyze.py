@@ -90,6 +90,32 @@ def test_a_video_gives_one_row_per_face_per_frame_with_stable_ids(clip, classifi
     assert out_json["frames_per_second"] > 0 and not out_json["stopped"]
 
 
+def test_the_csv_the_summary_and_the_shares_agree_on_which_faces_are_uncertain(
+        clip, classifier, tmp_path):
+    """One threshold, one rule (`labels.is_uncertain`): a face whose confidence equals the
+    threshold is named, one below it is uncertain, in the CSV's flag, the summary's shares
+    and the per-face shares read back from the CSV alike."""
+    import pandas as pd
+
+    from fer_core.analyze import emotion_share_by_face
+
+    analyze_file(clip, tmp_path / "all.csv", classifier, FaceDetector())  # every face named
+    confidences = sorted(float(r["confidence"]) for r in rows_of(tmp_path / "all.csv"))
+    threshold = confidences[len(confidences) // 2]  # a face sits exactly on it
+    out = tmp_path / "rows.csv"
+    summary = analyze_file(clip, out, classifier, FaceDetector(), uncertain_below=threshold)
+    rows = rows_of(out)
+    flagged = [r["uncertain"] == "true" for r in rows]
+    assert flagged == [float(r["confidence"]) < threshold for r in rows]
+    assert 0 < sum(flagged) < len(rows)
+    assert any(float(r["confidence"]) == threshold and not f for r, f in zip(rows, flagged))
+    assert summary.emotion_frames["uncertain"] == sum(flagged)
+    assert summary.to_json()["emotion_share"]["uncertain"] == pytest.approx(
+        sum(flagged) / len(rows), abs=1e-4)
+    shares = emotion_share_by_face(pd.read_csv(out), threshold)
+    assert round(float(shares["uncertain"] @ shares["frames"])) == sum(flagged)
+
+
 def test_every_nth_frame_and_an_annotated_video(clip, classifier, tmp_path):
     import av
 

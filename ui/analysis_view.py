@@ -12,7 +12,7 @@ from fer_core import analysis_jobs as jobs
 from fer_core.analyze import emotion_share_by_face, smoothed
 from fer_core.charts import face_timeline_figure
 from fer_core.infer import DEFAULT_SMOOTHING
-from fer_core.labels import EMOTIONS
+from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, EMOTIONS
 from fer_core.text import format_seconds
 
 POLL_S = 2.0
@@ -67,7 +67,7 @@ def result_view(status: jobs.AnalysisStatus) -> None:
 
 
 def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth: bool,
-               uncertain_below: float = 0.0) -> None:
+               uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
     """Per face: the share of time in each emotion, and its timeline (with thumbnails when
     there are any); `smooth`: average each face's probabilities as the Live page does (the
     Live page's own recording is smoothed already)."""

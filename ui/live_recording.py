@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fer_core.labels import DEFAULT_UNCERTAIN_BELOW
 from fer_core.recording import Recorder
 from ui.analysis_view import faces_view
 
 REFRESH_S = 2.0  # a light fragment: the webcam callback shares the CPU
 
 
-def recording_view(recorder: Recorder, *, uncertain_below: float = 0.0) -> None:
+def recording_view(recorder: Recorder, *, uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
     st.subheader("Record")
 
     def toggled() -> None:

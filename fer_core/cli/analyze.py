@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--every", type=int, default=1,
                         help="analyse every Nth video frame (default 1: all of them)")
     parser.add_argument("--uncertain-below", type=float, default=None, metavar="P",
-                        help="in the annotated video, show faces whose top probability is "
-                        "below P as uncertain (default 0.4; 0: name every face). The CSV "
-                        "keeps every face's top label and its confidence")
+                        help="show faces whose top probability is below P as uncertain "
+                        "(default 0.4; 0: name every face): grey in the annotated video, "
+                        "'uncertain' in the summary's shares, and flagged in the CSV's "
+                        "'uncertain' column (its 'label' stays the top emotion)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object on the last line")
 

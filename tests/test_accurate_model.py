@@ -29,6 +29,8 @@ RECIPES = {
     "accurate-1.keras": ("default", {}),
     "accurate-2.keras": ("default", {"name": "member2 erasing0.3 seed1", "seed": 1,
                                      "epochs": 32, "augment": {"erasing": 0.3}}),
+    "accurate-3.keras": ("default", {"name": "member4 default e64 seed3", "seed": 3,
+                                     "epochs": 64}),
 }
 
 

@@ -1,7 +1,7 @@
 """What the Evaluate page shows of an evaluation, as plain data: the per-class table, the
-A/B comparison tables (where each model fails), the commonest mistake of a class, the cell a click on the
-confusion heatmap picked, what a score on the demo set means, and the calibration figures. The figures themselves are
-in `fer_core.charts`."""
+A/B comparison tables (where each model fails), the commonest mistake of a class, the cell a
+click on the confusion heatmap picked, what a score on the demo set means, and the calibration
+figures. The figures themselves are in `fer_core.charts`."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ scores without its mirror view and its calibration before and after its own temp
 Predictions are cached so reopening a result is instant: for a run in `runs/<id>/eval/`,
 for any other model (a .keras path, `default`) under `.cache/eval/<model hash>/`. Each entry
 is `<split>.json` (metrics and the key) plus `<split>.npz` (probabilities, with and without
-the horizontal flip; an ensemble's before its temperature). The key hashes the model file and the images and labels, so a changed
-model or data invalidates it.
+the horizontal flip; an ensemble's before its temperature). The key hashes the model file
+and the images and labels, so a changed model or data invalidates it.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 MODEL is a run id, a model file (.keras, .onnx, .tflite, .ensemble.json), `default` or
 `accurate`. An ensemble that averages each face with its mirror image itself is always scored
-so, and its accuracy without the mirror view is printed beside it. Uses the same cached implementation as the
-Evaluate page (`fer_core.catalog` to find the model, `fer_core.evaluate.evaluate_cached`),
-so both read and write the same files.
+so, and its accuracy without the mirror view is printed beside it. Uses the same cached
+implementation as the Evaluate page (`fer_core.catalog` to find the model,
+`fer_core.evaluate.evaluate_cached`), so both read and write the same files.
 """
 
 from __future__ import annotations

@@ -130,8 +130,8 @@ def calibration_curves(result: EvalResult) -> tuple[Calibration, dict[str, Relia
     if cal is None:
         return None
     if cal.stored:
-        before = with_temperature(result.probs, 1.0 / cal.temperature)
-        return cal, {"before its temperature": reliability(before, result.labels),
+        return cal, {"before its temperature": reliability(result.probs_as_trained,
+                                                           result.labels),
                      f"its temperature {cal.temperature:.2f}": reliability(result.probs,
                                                                            result.labels)}
     scaled = with_temperature(result.probs, cal.temperature)

@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 
 from fer_core import catalog
-from fer_core.calibration import Calibration, calibrate, measure_temperature, with_temperature
+from fer_core.calibration import (
+    Calibration,
+    calibrate,
+    measure_temperature,
+    with_temperature,
+)
 from fer_core.ensemble import EnsembleFaceModel, model_fingerprint, read_ensemble
 from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
@@ -108,6 +113,13 @@ class EvalResult(Metrics):
     def predictions(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
+    @property
+    def probs_as_trained(self) -> np.ndarray:
+        """`probs` without the model's stored temperature (`probs` itself when it has none)."""
+        if self.stored_temperature is None:
+            return self.probs
+        return with_temperature(self.probs, 1.0 / self.stored_temperature)
+
     def calibration(self) -> Calibration | None:
         """The ECE and log-loss before and after a temperature (None without faces).
 
@@ -119,8 +131,8 @@ class EvalResult(Metrics):
             return None
         if self.stored_temperature is None:
             return calibrate(self.probs, self.labels)
-        as_trained = with_temperature(self.probs, 1.0 / self.stored_temperature)
-        return measure_temperature(as_trained, self.labels, self.stored_temperature, stored=True)
+        return measure_temperature(self.probs_as_trained, self.labels, self.stored_temperature,
+                                   stored=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -273,13 +285,16 @@ class _Combine:
     built_in_flip: bool = False
     temperature: float | None = None
 
+    @classmethod
+    def of(cls, ensemble: Any) -> _Combine:
+        """What an ensemble (its manifest's `EnsembleSpec` or its `EnsembleFaceModel`) applies."""
+        return cls(ensemble.tta == "flip",
+                   ensemble.temperature if ensemble.temperature != 1.0 else None)
+
 
 def _combine_of(path: str | Path) -> _Combine:
     """What a model file applies itself (only an ensemble manifest applies anything)."""
-    if not is_ensemble(path):
-        return _Combine()
-    spec = read_ensemble(path)
-    return _Combine(spec.tta == "flip", spec.temperature if spec.temperature != 1.0 else None)
+    return _Combine.of(read_ensemble(path)) if is_ensemble(path) else _Combine()
 
 
 def _per_view(model: Any) -> tuple[Any, _Combine]:
@@ -288,9 +303,7 @@ def _per_view(model: Any) -> tuple[Any, _Combine]:
     any other model is used as it is."""
     if not isinstance(model, EnsembleFaceModel):
         return model, _Combine()
-    combine = _Combine(model.tta == "flip",
-                       model.temperature if model.temperature != 1.0 else None)
-    return EnsembleFaceModel(model.members, name=model.name, tta="none"), combine
+    return EnsembleFaceModel(model.members, name=model.name, tta="none"), _Combine.of(model)
 
 
 def _combined(plain: np.ndarray, flipped: np.ndarray | None, labels: np.ndarray, *,

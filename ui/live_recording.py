@@ -12,7 +12,8 @@ from ui.analysis_view import faces_view
 REFRESH_S = 2.0  # a light fragment: the webcam callback shares the CPU
 
 
-def recording_view(recorder: Recorder, *, uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
+def recording_view(recorder: Recorder, *,
+                   uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
     st.subheader("Record")
 
     def toggled() -> None:

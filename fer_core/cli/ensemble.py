@@ -52,12 +52,7 @@ def measure(members: list[Path], images, labels, source: str, *, tta: str,
     its views), its temperature and calibration before and after it."""
     import numpy as np
 
-    from fer_core.calibration import (
-        expected_calibration_error,
-        fit_temperature,
-        negative_log_likelihood,
-        with_temperature,
-    )
+    from fer_core.calibration import calibrate, measure_temperature
 
     plain_sum = np.zeros((len(labels), NUM_CLASSES))
     view_sum = np.zeros((len(labels), NUM_CLASSES))
@@ -70,18 +65,17 @@ def measure(members: list[Path], images, labels, source: str, *, tta: str,
                      "accuracy": round(float((plain.argmax(1) == labels).mean()), 4),
                      "accuracy_tta": round(float((flipped_mean.argmax(1) == labels).mean()), 4)})
     probs = view_sum / len(members)
-    temperature = fit_temperature(probs, labels) if fit else 1.0
-    scaled = with_temperature(probs, temperature)
+    cal = calibrate(probs, labels) if fit else measure_temperature(probs, labels, 1.0)
     return {
-        "temperature": temperature,
+        "temperature": cal.temperature,
         "publictest": {
             "faces": len(labels),
             "accuracy": round(float((probs.argmax(1) == labels).mean()), 4),
             "accuracy_without_tta": round(float((plain_sum.argmax(1) == labels).mean()), 4),
-            "ece_before": round(expected_calibration_error(probs, labels), 4),
-            "ece_after": round(expected_calibration_error(scaled, labels), 4),
-            "nll_before": round(negative_log_likelihood(probs, labels), 4),
-            "nll_after": round(negative_log_likelihood(scaled, labels), 4),
+            "ece_before": round(cal.ece_before, 4),
+            "ece_after": round(cal.ece_after, 4),
+            "nll_before": round(cal.nll_before, 4),
+            "nll_after": round(cal.nll_after, 4),
             "members": rows,
         },
     }

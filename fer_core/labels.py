@@ -24,8 +24,8 @@ FER2013_COUNTS: dict[str, tuple[int, ...]] = {
 }
 
 # A face whose top probability is below a threshold the user sets is shown as "uncertain"
-# (with its best guess) instead of being named. At 0.4 the shipped model calls 12.1% of FER2013
-# PublicTest faces uncertain; its top label is right for 36% of those and for 72% of the others
+# (with its best guess) instead of being named. At 0.4 the shipped model calls 8.5% of FER2013
+# PublicTest faces uncertain; its top label is right for 32% of those and for 72% of the others
 # (68% overall).
 UNCERTAIN = "uncertain"
 DEFAULT_UNCERTAIN_BELOW = 0.4

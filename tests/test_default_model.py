@@ -1,5 +1,6 @@
-"""The model that ships with the app: present, safe to load, what the preset builds, and as
-accurate on PublicTest as its model card says (when the real data is here)."""
+"""The model that ships with the app: present, safe to load, what its recipe builds, exported
+from these weights, and as accurate on PublicTest as its model card says (when the real data
+is here)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
-from fer_core import catalog, evaluate
+from fer_core import catalog, evaluate, model_card
 from fer_core.config import TrainConfig, config_from_preset
 from fer_core.data import load_dataset
 from fer_core.labels import NUM_CLASSES
@@ -21,6 +22,8 @@ from fer_core.paths import DEFAULT_MODEL_PATH
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "models" / "MODEL_CARD.md"
 REAL_CSV = ROOT.parent / "shared/fer2013/fer2013.csv.gz"
+# its recipe: the `default` preset and the options its run changed (models/MODEL_CARD.md)
+RECIPE = ("default", {"name": "member4 default e64 seed3", "seed": 3, "epochs": 64})
 
 
 @pytest.fixture(autouse=True)
@@ -46,14 +49,22 @@ def test_the_default_is_shipped_small_and_resolves() -> None:
     assert catalog.resolve("default").path == DEFAULT_MODEL_PATH
 
 
-def test_it_is_what_the_default_preset_builds(model) -> None:
-    config = config_from_preset("default")
+def test_it_is_what_its_recipe_builds(model) -> None:
+    preset, changes = RECIPE
+    config = config_from_preset(preset, **changes)
     built = create_model(config.model, **config.model_kwargs)
     assert model.name == built.name
     assert [w.shape for w in model.weights] == [w.shape for w in built.weights]
     recorded = json.loads((ROOT / "models" / "default.config.json").read_text())
-    # fields added since it was trained (the `sweep` record) take their defaults
     assert TrainConfig.from_dict(recorded).to_dict() == config.to_dict() | {"data": recorded["data"]}
+
+
+def test_the_live_page_runs_its_shipped_exports() -> None:
+    """Exports whose cards name other weights would be skipped and the Live page would fall
+    back to the slower Keras model."""
+    assert sorted(e.path.name for e in model_card.exports_of(DEFAULT_MODEL_PATH)) == [
+        "default.int8.tflite", "default.onnx"]
+    assert model_card.fastest_export(DEFAULT_MODEL_PATH).path.name == "default.int8.tflite"
 
 
 def test_it_gives_seven_probabilities_that_depend_on_the_face(model) -> None:

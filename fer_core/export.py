@@ -8,9 +8,9 @@
 - int8 is post-training static quantization calibrated on Training faces (the caller passes
   them: `calibration_faces`; never test faces): per-channel int8 weights, 8-bit activations.
   ONNX uses ONNX Runtime's QOperator format with `reduce_range` (7-bit weights): on CPUs
-  without VNNI (AVX2 only, as here) 8-bit weights overflow ONNX Runtime's u8s8 kernels, and
-  the plain QDQ model lost 2 points of PublicTest accuracy (66.09% against 68.07%), the
-  reduced one none (68.10%). LiteRT quantizes fully to int8 with float input and output.
+  without VNNI (AVX2 only, where this was measured) 8-bit weights overflow ONNX Runtime's
+  u8s8 kernels, and the plain QDQ model lost 2 points of PublicTest accuracy (66.09% against
+  68.07%), the reduced one none (68.10%). LiteRT quantizes fully to int8 with float input and output.
 Every file is written under a temporary name and renamed into place when complete.
 """
 

@@ -175,7 +175,7 @@ with webcam_tab:
     if st.button("Reset tracking and statistics", key="live_reset"):
         st.session_state[STREAM_KEY] = new_stream()
         st.rerun()
-    recording_view(recorder, uncertain_below=uncertain_below)
+    recording_view(recorder)
 
 # ---------------------------------------------------------------- photos
 with photo_tab:

@@ -476,16 +476,28 @@ def smoothed(probs: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def uncertain_flags(rows: Any, uncertain_below: float = 0.0) -> Any:
+    """Which rows (a DataFrame with COLUMNS) were shown as uncertain: their `uncertain` column
+    ("true"/"false" or booleans) where there is one, else `labels.is_uncertain` of their
+    confidence at `uncertain_below`."""
+    if "uncertain" in rows.columns:
+        return rows["uncertain"].astype(str).str.lower().eq("true")
+    return is_uncertain(rows["confidence"], uncertain_below)
+
+
 def emotion_share_by_face(rows: Any, uncertain_below: float = 0.0) -> Any:
     """Share of each face's analysed frames per top emotion: a DataFrame, one row per face id
-    (rows: the CSV as a DataFrame). With `uncertain_below` above 0, frames whose confidence is
-    below it count as "uncertain" (a last column) instead of as their top emotion."""
+    (rows: the CSV as a DataFrame). Frames shown as "uncertain" count as such (a last column)
+    instead of as their top emotion: the rows' own `uncertain` flags where the table has them
+    (a Live recording's threshold may have moved while it ran), else confidence below
+    `uncertain_below`."""
     import pandas as pd
 
-    columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 else list(EMOTIONS)
+    unsure = uncertain_flags(rows, uncertain_below)
+    columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 or unsure.any() else list(EMOTIONS)
     if len(rows) == 0:
         return pd.DataFrame(columns=["face_id", "frames", *columns])
-    labels = rows["label"].where(~is_uncertain(rows["confidence"], uncertain_below), UNCERTAIN)
+    labels = rows["label"].where(~unsure, UNCERTAIN)
     counts = pd.crosstab(rows["face_id"], labels).reindex(columns=columns, fill_value=0)
     share = counts.div(counts.sum(axis=1), axis=0)
     share.insert(0, "frames", counts.sum(axis=1))

@@ -322,3 +322,26 @@ def test_recording_keeps_each_faces_emotions_and_offers_the_table(env):
     at.toggle(key="live_record").set_value(True)  # a new recording replaces the last
     at.run()
     assert recorder.recording and recorder.frames == 0
+
+
+def test_a_recordings_shares_count_what_was_shown_while_it_ran(env):
+    """Faces shown as uncertain while recording stay uncertain in the per-face shares after
+    the threshold moves, as in the recording's CSV."""
+    at = _run()
+    at.slider(key="live_uncertain").set_value(0.99)
+    at.toggle(key="live_record").set_value(True)
+    at.run()
+    callback = _frame_callback(env.calls[-1])
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(face_frame(1), format="bgr24")
+        frame.pts, frame.time_base = i * 3000, __import__("fractions").Fraction(1, 90000)
+        callback(frame)
+    at.toggle(key="live_record").set_value(False)
+    at.slider(key="live_uncertain").set_value(0.0)
+    at.run()
+    assert not at.exception, at.exception
+    table = at.session_state["live_stream"]["recorder"].frame()
+    assert table["uncertain"].all()  # the tiny model is never 99% sure
+    shares = [d.value for d in at.dataframe if "frames" in d.value.columns]
+    assert len(shares) == 1 and (shares[0]["uncertain"] == 1.0).all()
+    assert any("shown as uncertain while recording" in c.value for c in at.caption)

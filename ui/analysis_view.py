@@ -12,7 +12,7 @@ from fer_core import analysis_jobs as jobs
 from fer_core.analyze import emotion_share_by_face, smoothed
 from fer_core.charts import face_timeline_figure
 from fer_core.infer import DEFAULT_SMOOTHING
-from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, EMOTIONS
+from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, EMOTIONS, UNCERTAIN
 from fer_core.text import format_seconds
 
 POLL_S = 2.0
@@ -67,16 +67,22 @@ def result_view(status: jobs.AnalysisStatus) -> None:
 
 
 def faces_view(rows: pd.DataFrame, *, thumbnails: Path | None, key: str, smooth: bool,
-               uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
+               uncertain_below: float | None = DEFAULT_UNCERTAIN_BELOW) -> None:
     """Per face: the share of time in each emotion, and its timeline (with thumbnails when
     there are any); `smooth`: average each face's probabilities as the Live page does (the
-    Live page's own recording is smoothed already)."""
+    Live page's own recording is smoothed already). `uncertain_below`: the analysis's
+    threshold, or None for a Live recording, whose threshold could move while it ran (each
+    row's `uncertain` flag says what was shown)."""
     if rows.empty:
         st.info("No face was found in any analysed frame.")
         return
     st.subheader("Share of time in each emotion, per face")
-    shares = emotion_share_by_face(rows, uncertain_below)
-    if uncertain_below > 0:
+    shares = emotion_share_by_face(rows, uncertain_below or 0.0)
+    if uncertain_below is None:
+        if UNCERTAIN in shares.columns:
+            st.caption("Frames shown as uncertain while recording (top probability below the "
+                       "threshold set at that moment) count as uncertain.")
+    elif uncertain_below > 0:
         st.caption(f"Frames where a face's top probability is below {uncertain_below:.0%} "
                    "count as uncertain.")
     st.dataframe(shares.style.format({c: "{:.0%}" for c in shares.columns[2:]}),

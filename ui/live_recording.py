@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.labels import DEFAULT_UNCERTAIN_BELOW
 from fer_core.recording import Recorder
 from ui.analysis_view import faces_view
 
 REFRESH_S = 2.0  # a light fragment: the webcam callback shares the CPU
 
 
-def recording_view(recorder: Recorder, *,
-                   uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
+def recording_view(recorder: Recorder) -> None:
     st.subheader("Record")
 
     def toggled() -> None:
@@ -34,8 +32,7 @@ def recording_view(recorder: Recorder, *,
         table = recorder.frame()
         st.download_button("Download the recording (CSV)", recorder.csv(),
                            file_name="webcam-emotions.csv", mime="text/csv", key="live_rec_csv")
-        faces_view(table, thumbnails=None, key="live_rec", smooth=False,
-                   uncertain_below=uncertain_below)
+        faces_view(table, thumbnails=None, key="live_rec", smooth=False, uncertain_below=None)
 
 
 @st.fragment(run_every=REFRESH_S)

@@ -493,10 +493,11 @@ def emotion_share_by_face(rows: Any, uncertain_below: float = 0.0) -> Any:
     `uncertain_below`."""
     import pandas as pd
 
+    if len(rows) == 0:
+        columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 else list(EMOTIONS)
+        return pd.DataFrame(columns=["face_id", "frames", *columns])
     unsure = uncertain_flags(rows, uncertain_below)
     columns = [*EMOTIONS, UNCERTAIN] if uncertain_below > 0 or unsure.any() else list(EMOTIONS)
-    if len(rows) == 0:
-        return pd.DataFrame(columns=["face_id", "frames", *columns])
     labels = rows["label"].where(~unsure, UNCERTAIN)
     counts = pd.crosstab(rows["face_id"], labels).reindex(columns=columns, fill_value=0)
     share = counts.div(counts.sum(axis=1), axis=0)

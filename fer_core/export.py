@@ -9,8 +9,9 @@
   them: `calibration_faces`; never test faces): per-channel int8 weights, 8-bit activations.
   ONNX uses ONNX Runtime's QOperator format with `reduce_range` (7-bit weights): on CPUs
   without VNNI (AVX2 only, where this was measured) 8-bit weights overflow ONNX Runtime's
-  u8s8 kernels, and the plain QDQ model lost 2 points of PublicTest accuracy (66.09% against
-  68.07%), the reduced one none (68.10%). LiteRT quantizes fully to int8 with float input and output.
+  u8s8 kernels, and on the first `default` the plain QDQ model lost 2 points of PublicTest
+  accuracy (66.09% against 68.07%), the reduced one none (68.10%). LiteRT quantizes fully to
+  int8 with float input and output.
 Every file is written under a temporary name and renamed into place when complete.
 """
 
@@ -22,6 +23,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -183,11 +185,13 @@ def _version(package: str) -> str | None:
 def measure_export(source: str | os.PathLike, target: str | os.PathLike,
                    images: np.ndarray | None, labels: np.ndarray | None, *,
                    int8: bool = False, test_name: str = "PublicTest", calibration_count: int = 0,
-                   source_spec: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+                   source_spec: str | None = None, run_id: str | None = None,
+                   mean_with: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """The card of an exported file: what it is, and measured after export against its
     source (accuracy on `images`/`labels` when given, top-label agreement, ms per face).
-    The source's path is relative to the exported file's folder (a shipped card names
-    `default.keras`, not this machine's checkout)."""
+    Paths are relative to the exported file's folder (a shipped card names `default.keras`,
+    not this machine's checkout). `mean_with`: the checkpoints whose weights were averaged
+    with the source's into the file (`export --weights mean`), recorded in `source`."""
     source, target = Path(source), Path(target)
     fmt = format_of(target)
     exported = open_face_model(target)
@@ -197,8 +201,11 @@ def measure_export(source: str | os.PathLike, target: str | os.PathLike,
     ours, theirs = speed(exported, probe), speed(original, probe)
     card: dict[str, Any] = {
         "file": target.name, "format": fmt, "int8": int8,
-        "source": {"path": os.path.relpath(source, target.parent), "sha256": file_sha256(source), "spec": source_spec,
-                   "run": run_id},
+        "source": {"path": os.path.relpath(source, target.parent), "sha256": file_sha256(source),
+                   "spec": source_spec, "run": run_id,
+                   **({"mean_with": [{"path": os.path.relpath(m, target.parent),
+                                      "sha256": file_sha256(m)} for m in mean_with]}
+                      if mean_with else {})},
         "input": INPUT_LAYOUT, "output": "float32 (N, 7) softmax probabilities",
         "classes": list(EMOTIONS),
         "calibration": ({"split": "Training", "faces": calibration_count}

@@ -304,9 +304,13 @@ def test_the_share_of_time_counts_unsure_frames_as_uncertain():
     assert list(unsure.columns[-1:]) == ["uncertain"]
     assert unsure.loc[1, ["happy", "sad", "uncertain"]].tolist() == [0.25, 0.25, 0.5]
     assert unsure.loc[2, "fear"] == 1.0 and unsure.loc[2, "frames"] == 1
-    # a table's own flags (what was shown) win over a threshold given afterwards
+    # a table's own flags (what was shown) win over a threshold given afterwards, either way
     rows["uncertain"] = [False, True, False, False, True]
-    shown = emotion_share_by_face(rows, 0.0).set_index("face_id")
+    shown = emotion_share_by_face(rows, 0.4).set_index("face_id")
     assert shown.loc[1, ["happy", "sad", "uncertain"]].tolist() == [0.25, 0.5, 0.25]
     assert shown.loc[2, "uncertain"] == 1.0
     assert "uncertain" not in emotion_share_by_face(rows.assign(uncertain=False)).columns
+    assert (emotion_share_by_face(rows.assign(uncertain=False), 0.4)["uncertain"] == 0).all()
+    as_read = emotion_share_by_face(rows.assign(uncertain=["false", "true", "false", "false",
+                                                           "true"]), 0.4)
+    assert as_read.equals(shown.reset_index())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -43,6 +44,10 @@ def test_mean_export_averages_the_best_and_last_weights(tiny, tmp_path):
     for got, b, c in zip(load_model(target).get_weights(), best.get_weights(), last.get_weights(),
                          strict=True):
         np.testing.assert_allclose(got, (b + c) / 2, rtol=1e-6, atol=1e-7)
+    source = json.loads(target.with_name("mean.keras.card.json").read_text())["source"]
+    assert source["sha256"] == file_sha256(info.best_model_path)
+    assert source["mean_with"] == [{"path": os.path.relpath(info.last_model_path, tmp_path),
+                                    "sha256": file_sha256(info.last_model_path)}]
 
 
 def test_averaging_different_architectures_is_refused(tiny, tmp_path):

@@ -122,11 +122,12 @@ def run(args: argparse.Namespace) -> int:
                                 f"({info.problem})")
         test_x, test_y, train_x, train_y = _load_splits(args.data or ref.trained_on, args.int8)
         calibration = calibration_faces(train_x, train_y) if args.int8 else None
+        mean_with = []
         if fmt == KERAS and args.weights == "mean":
             from fer_core.models import export_model
 
-            export_model(catalog.checkpoint(info, "best").path, target,
-                         mean_with=[catalog.checkpoint(info, "last").path])
+            mean_with = [catalog.checkpoint(info, "last").path]
+            export_model(catalog.checkpoint(info, "best").path, target, mean_with=mean_with)
         else:
             export_file(ref.path, target, int8=args.int8, calibration=calibration)
         if fmt == KERAS and info is not None:
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             runs.write_json(catalog.config_path_for(target), config.to_dict())
         card = measure_export(ref.path, target, test_x, test_y, int8=args.int8,
                               calibration_count=0 if calibration is None else len(calibration),
-                              source_spec=ref.spec, run_id=ref.run_id)
+                              source_spec=ref.spec, run_id=ref.run_id, mean_with=mean_with)
         write_card(target, card)
     except (ValueError, OSError, DataError) as exc:  # RunError, bad models, data, disk errors
         print(f"error: {exc}", file=sys.stderr)

@@ -89,6 +89,38 @@ def test_tta_and_compare(env):
     assert list(failures["A mistaken for"]) == list(failures["B mistaken for"])
 
 
+def _always(run, emotion: str) -> None:
+    """Make a run's best weights name `emotion` for every face (a large bias on its output)."""
+    from fer_core.models import load_model
+
+    model = load_model(run.best_model_path)
+    dense = [layer for layer in model.layers if layer.weights][-1]
+    kernel, bias = dense.get_weights()
+    bias[EMOTIONS.index(emotion)] += 1e3
+    dense.set_weights([kernel, bias])
+    model.save(run.best_model_path)
+
+
+def test_compare_tells_the_two_models_apart(env):
+    """B names every face happy: its confusion, the difference and the failures table show
+    B's mistakes, not A's."""
+    first, second, _ = env
+    _always(second, "happy")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key="eval_model").set_value(first.id).run()
+    at.selectbox(key="eval_compare").set_value(second.id).run()
+    assert not at.exception, at.exception
+    a, b, diff = _chart_z(at, 2), _chart_z(at, 3), _chart_z(at, 4)
+    happy = EMOTIONS.index("happy")
+    assert np.all(np.delete(b, happy, axis=1)[b.sum(axis=1) > 0] == 0)  # B: one column
+    assert np.delete(a, happy, axis=1).sum() > 0  # A spreads its answers
+    np.testing.assert_allclose(diff, b - a, atol=1e-6)
+    failures = at.dataframe[3].value
+    others = [e for e in EMOTIONS if e != "happy"]
+    assert set(failures.loc[others, "B mistaken for"]) == {"happy"}
+    assert (failures.loc[others, "B share"] == 1.0).all()
+
+
 def test_no_runs_says_what_to_do(fer_dirs):
     fer_dirs.default_model()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()

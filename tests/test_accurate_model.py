@@ -4,26 +4,17 @@ manifest and the model card say (when the real data is here)."""
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import catalog, ensemble, evaluate
 from fer_core.backends import open_face_model
-from fer_core.config import TrainConfig, config_from_preset
 from fer_core.data import load_dataset
 from fer_core.labels import NUM_CLASSES
-from fer_core.models import create_model, load_model
+from shipped_models import MODELS, REAL_CSV, assert_built_by_recipe, card_figure
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models"
 MANIFEST = MODELS / "accurate.ensemble.json"
-CARD = MODELS / "MODEL_CARD.md"
-REAL_CSV = ROOT.parent / "shared/fer2013/fer2013.csv.gz"
 # each member's recipe: a preset and the options its run changed (models/MODEL_CARD.md)
 RECIPES = {
     "accurate-1.keras": ("default", {}),
@@ -39,12 +30,6 @@ def _shipped_models(monkeypatch) -> None:
     monkeypatch.delenv("FER_DEFAULT_MODEL", raising=False)
 
 
-def _card_figure(name: str) -> float:
-    match = re.search(rf"^- {re.escape(name)}: ([0-9.]+)%", CARD.read_text(), re.MULTILINE)
-    assert match, f"{CARD} has no '- {name}: N%' line"
-    return float(match.group(1)) / 100
-
-
 def test_accurate_is_shipped_and_its_members_are_the_recorded_files() -> None:
     spec = ensemble.read_ensemble(MANIFEST)
     assert [m.name for m in spec.members] == list(RECIPES)
@@ -56,14 +41,7 @@ def test_accurate_is_shipped_and_its_members_are_the_recorded_files() -> None:
 
 @pytest.mark.parametrize("member", list(RECIPES))
 def test_each_member_is_what_its_recipe_builds(member) -> None:
-    preset, changes = RECIPES[member]
-    recorded = json.loads((MODELS / member).with_suffix(".config.json").read_text())
-    expected = config_from_preset(preset, **changes)
-    assert TrainConfig.from_dict(recorded).to_dict() == expected.to_dict() | {
-        "data": recorded["data"]}
-    built = create_model(expected.model, **expected.model_kwargs)
-    model = load_model(MODELS / member)
-    assert [w.shape for w in model.weights] == [w.shape for w in built.weights]
+    assert_built_by_recipe(MODELS / member, *RECIPES[member])
 
 
 def test_it_runs_as_one_model() -> None:
@@ -82,5 +60,5 @@ def test_publictest_accuracy_is_what_the_manifest_and_card_say() -> None:
     result = evaluate.evaluate_model(open_face_model(MANIFEST), images, labels)
     recorded = ensemble.read_ensemble(MANIFEST).extra["publictest"]
     assert result.accuracy == pytest.approx(recorded["accuracy"], abs=0.002)
-    assert result.accuracy == pytest.approx(_card_figure("accurate: PublicTest accuracy"),
+    assert result.accuracy == pytest.approx(card_figure("accurate: PublicTest accuracy"),
                                             abs=0.002)

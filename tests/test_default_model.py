@@ -4,24 +4,17 @@ is here)."""
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import fer_core  # noqa: F401  (CPU flags before TensorFlow loads)
 from fer_core import catalog, evaluate, model_card
-from fer_core.config import TrainConfig, config_from_preset
 from fer_core.data import load_dataset
 from fer_core.labels import NUM_CLASSES
-from fer_core.models import create_model, load_model
+from fer_core.models import load_model
 from fer_core.paths import DEFAULT_MODEL_PATH
+from shipped_models import REAL_CSV, assert_built_by_recipe, card_figure
 
-ROOT = Path(__file__).resolve().parents[1]
-CARD = ROOT / "models" / "MODEL_CARD.md"
-REAL_CSV = ROOT.parent / "shared/fer2013/fer2013.csv.gz"
 # its recipe: the `default` preset and the options its run changed (models/MODEL_CARD.md)
 RECIPE = ("default", {"name": "member4 default e64 seed3", "seed": 3, "epochs": 64})
 
@@ -36,27 +29,14 @@ def model():
     return load_model(DEFAULT_MODEL_PATH)
 
 
-def _card_figure(name: str) -> float:
-    """A percentage the model card states in its summary line `- name: 12.3%`."""
-    match = re.search(rf"^- {re.escape(name)}: ([0-9.]+)%", CARD.read_text(), re.MULTILINE)
-    assert match, f"{CARD} has no '- {name}: N%' line"
-    return float(match.group(1)) / 100
-
-
 def test_the_default_is_shipped_small_and_resolves() -> None:
     assert DEFAULT_MODEL_PATH.is_file()
     assert DEFAULT_MODEL_PATH.stat().st_size <= 10 * 2**20
     assert catalog.resolve("default").path == DEFAULT_MODEL_PATH
 
 
-def test_it_is_what_its_recipe_builds(model) -> None:
-    preset, changes = RECIPE
-    config = config_from_preset(preset, **changes)
-    built = create_model(config.model, **config.model_kwargs)
-    assert model.name == built.name
-    assert [w.shape for w in model.weights] == [w.shape for w in built.weights]
-    recorded = json.loads((ROOT / "models" / "default.config.json").read_text())
-    assert TrainConfig.from_dict(recorded).to_dict() == config.to_dict() | {"data": recorded["data"]}
+def test_it_is_what_its_recipe_builds() -> None:
+    assert_built_by_recipe(DEFAULT_MODEL_PATH, *RECIPE)
 
 
 def test_the_live_page_runs_its_shipped_exports() -> None:
@@ -79,7 +59,7 @@ def test_it_gives_seven_probabilities_that_depend_on_the_face(model) -> None:
 def test_publictest_accuracy_is_what_the_card_says(model) -> None:
     images, labels = load_dataset(REAL_CSV).split("PublicTest")
     result = evaluate.evaluate_model(model, images, labels, tta=True)
-    assert result.accuracy_without_tta == pytest.approx(_card_figure("PublicTest accuracy"),
+    assert result.accuracy_without_tta == pytest.approx(card_figure("PublicTest accuracy"),
                                                         abs=0.002)
-    assert result.accuracy == pytest.approx(_card_figure("PublicTest accuracy with flip TTA"),
+    assert result.accuracy == pytest.approx(card_figure("PublicTest accuracy with flip TTA"),
                                             abs=0.002)

@@ -1,4 +1,4 @@
-"""Command line: `python -m fer_core {inspect,train,sweep,runs,evaluate,ensemble,teacher,export,analyze,cpu} ...`.
+"""Command line: `python -m fer_core {inspect,train,sweep,runs,evaluate,calibrate,ensemble,teacher,export,analyze,cpu} ...`.
 
 Each sub-command lives in `fer_core/cli/<name>.py` with `add_arguments(parser)` and
 `run(args) -> int`; this module only wires them into one argparse program.
@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a model into a new run folder (or resume one)",
     "runs": "list the runs in the runs folder",
     "evaluate": "metrics and confusion matrix of a run or model on a split",
+    "calibrate": "fit a model file's temperatures on PublicTest and store them on its card",
     "sweep": "search hyperparameters: an Optuna study whose trials are runs (one or many "
              "machines)",
     "ensemble": "build an ensemble of model files (flip TTA, a fitted temperature) with its "

@@ -1,5 +1,6 @@
 """The ONNX Runtime and LiteRT back-ends, and `open_face_model`: a file to a `FaceModel`
-(an ensemble manifest to `fer_core.ensemble`'s).
+(an ensemble manifest to `fer_core.ensemble`'s), with the temperature its card stores
+(`model_card.stored_temperature`) applied to every answer.
 
 What they share (formats, input and output checks, thread counts) is `fer_core.runtimes`;
 the Keras back-end is `infer.Classifier`. Importing this module loads no runtime: each is
@@ -16,10 +17,31 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.calibration import with_temperature
 from fer_core.labels import NUM_CLASSES
+from fer_core.model_card import StoredTemperature, stored_temperature
 from fer_core.runtimes import (ENSEMBLE, KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel,
                                as_batch, check_signature, format_of, inference_threads,
                                missing_runtime, warm_up)
+
+
+class TemperedFaceModel:
+    """A model whose probabilities pass through the temperature stored on its card: the
+    confidences the pages show and the "uncertain" mark read are calibrated ones. The top
+    label is unchanged. Thread-safe when the model is."""
+
+    def __init__(self, model: FaceModel, stored: StoredTemperature) -> None:
+        self.model, self.stored, self.temperature = model, stored, stored.plain
+        self.name, self.runtime = model.name, model.runtime
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return with_temperature(self.model.predict(faces), self.temperature)
+
+
+def with_stored_temperature(model: FaceModel, path: str | os.PathLike) -> FaceModel:
+    """`model` (opened from `path`) behind the temperature its card stores, if any."""
+    stored = stored_temperature(path)
+    return model if stored is None else TemperedFaceModel(model, stored)
 
 
 class OnnxFaceModel:
@@ -124,10 +146,16 @@ class LiteRTFaceModel:
 
 
 def open_face_model(path: str | os.PathLike, *, warmup: bool = True,
-                    threads: int | None = None) -> FaceModel:
-    """The back-end for `path` by its extension, warmed up and checked; ValueError when the
-    file is not a FER model or its runtime is missing, OSError when it cannot be read."""
-    path = Path(path)
+                    threads: int | None = None, temperature: bool = True) -> FaceModel:
+    """The back-end for `path` by its extension, warmed up and checked, behind the
+    temperature its card stores (unless `temperature` is False: its raw probabilities);
+    ValueError when the file is not a FER model or its runtime is missing, OSError when it
+    cannot be read."""
+    model = _open(Path(path), warmup=warmup, threads=threads)
+    return with_stored_temperature(model, path) if temperature else model
+
+
+def _open(path: Path, *, warmup: bool, threads: int | None) -> FaceModel:
     fmt = format_of(path)
     if (problem := missing_runtime(fmt)) is not None:
         raise ValueError(f"{path.name}: {problem}")
@@ -157,5 +185,7 @@ def _open_ensemble(path: Path, *, warmup: bool, threads: int | None) -> FaceMode
 
     spec = read_ensemble(path)
     check_members(spec)
-    members = [open_face_model(member, warmup=warmup, threads=threads) for member in spec.members]
+    # members' own temperatures stay out: the manifest's was fitted on their raw mean
+    members = [open_face_model(member, warmup=warmup, threads=threads, temperature=False)
+               for member in spec.members]
     return EnsembleFaceModel(members, name=spec.name, tta=spec.tta, temperature=spec.temperature)

@@ -6,6 +6,7 @@ figures. The figures themselves are in `fer_core.charts`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from fer_core.calibration import Calibration, Reliability, reliability, with_tem
 from fer_core.data import DEMO
 from fer_core.evaluate import Comparison, EvalResult
 from fer_core.labels import EMOTIONS
+from fer_core.model_card import stored_temperature
 from fer_core.runtimes import is_ensemble
 
 
@@ -154,15 +156,21 @@ def _ensemble_spec(model_path):
 
 def stored_temperature_note(model_path) -> str:
     """What the Calibration tab says of a model that applies a temperature of its own (an
-    ensemble's manifest records one, fitted on PublicTest); "" for any other model."""
+    ensemble's manifest records one; a model file's card may store one, `python -m fer_core
+    calibrate`); "" for any other model."""
     spec = _ensemble_spec(model_path)
-    if spec is None:
+    if spec is not None:
+        name, fitted = spec.name, spec.extra.get("fitted_on", "PublicTest")
+        what = f"its own temperature, {spec.temperature:.2f}, fitted on {fitted} when it was built"
+    elif (stored := stored_temperature(model_path)) is not None:
+        name, fitted = Path(model_path).name, stored.fitted_on or "PublicTest"
+        what = (f"the temperature its card stores, fitted on {fitted}: {stored.plain:.2f} for "
+                "one view of each face (as the Live page, photos and Analyse run it) and "
+                f"{stored.flip:.2f} for a face averaged with its mirror image (TTA here)")
+    else:
         return ""
-    fitted = spec.extra.get("fitted_on", "PublicTest")
-    return (f"{spec.name} applies its own temperature, {spec.temperature:.2f}, fitted on "
-            f"{fitted} when it was built: the figures here are its probabilities before and "
-            f"after it. On {fitted} they flatter it (it was fitted there); any other split "
-            "tests it.")
+    return (f"{name} applies {what}: the figures here are its probabilities before and after "
+            f"it. On {fitted} they flatter it (it was fitted there); any other split tests it.")
 
 
 def builtin_flip_note(model_path) -> str:

@@ -10,7 +10,9 @@ Conventions, so no metric divides by zero:
 
 An ensemble is scored as it runs (its views averaged, then its stored temperature), but from
 the mean of its members' raw probabilities per view, so one evaluation also gives what it
-scores without its mirror view and its calibration before and after its own temperature.
+scores without its mirror view and its calibration before and after its own temperature. A
+model file whose card stores a temperature (`model_card.stored_temperature`) is scored after
+it too: the one for one view without TTA, the one for the two views' mean with it.
 
 Predictions are cached so reopening a result is instant: for a run in `runs/<id>/eval/`,
 for any other model (a .keras path, `default`) under `.cache/eval/<model hash>/`. Each entry
@@ -38,9 +40,11 @@ from fer_core.calibration import (
     measure_temperature,
     with_temperature,
 )
+from fer_core.backends import TemperedFaceModel
 from fer_core.ensemble import EnsembleFaceModel, model_fingerprint, read_ensemble
 from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
+from fer_core.model_card import StoredTemperature, stored_temperature
 from fer_core.paths import eval_cache_dir
 from fer_core.runtimes import is_ensemble
 
@@ -99,7 +103,7 @@ class EvalResult(Metrics):
     `accuracy_without_tta` keeps the plain accuracy so both can be shown; `tta_built_in` says
     the model (an ensemble) averages the two views itself, whatever was asked.
     `stored_temperature` is the temperature the model applies itself (an ensemble's, fitted
-    when it was built): `probs` are after it.
+    when it was built, or the one its card stores for this view): `probs` are after it.
     """
 
     probs: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_CLASSES), np.float32))
@@ -280,27 +284,43 @@ def predict_probs(model: Any, images: np.ndarray, *, flip: bool = False,
 @dataclass(frozen=True)
 class _Combine:
     """How a model's answer is made from its probabilities per view: averaged with the
-    mirror view by the model itself (an ensemble with flip TTA), then a stored temperature."""
+    mirror view by the model itself (an ensemble with flip TTA), then a stored temperature:
+    an ensemble's, or the one a model file's card stores for one view (`temperature`) or
+    for the mean of both (`flip_temperature`)."""
 
     built_in_flip: bool = False
     temperature: float | None = None
+    flip_temperature: float | None = None
 
     @classmethod
     def of(cls, ensemble: Any) -> _Combine:
         """What an ensemble (its manifest's `EnsembleSpec` or its `EnsembleFaceModel`) applies."""
-        return cls(ensemble.tta == "flip",
-                   ensemble.temperature if ensemble.temperature != 1.0 else None)
+        temperature = ensemble.temperature if ensemble.temperature != 1.0 else None
+        return cls(ensemble.tta == "flip", temperature, temperature)
+
+    @classmethod
+    def stored(cls, stored: StoredTemperature | None) -> _Combine:
+        """What a single model file's card makes it apply (nothing without a temperature)."""
+        return cls() if stored is None else cls(False, stored.plain, stored.flip)
+
+    def temperature_for(self, tta: bool) -> float | None:
+        return self.flip_temperature if tta else self.temperature
 
 
 def _combine_of(path: str | Path) -> _Combine:
-    """What a model file applies itself (only an ensemble manifest applies anything)."""
-    return _Combine.of(read_ensemble(path)) if is_ensemble(path) else _Combine()
+    """What a model file applies itself: an ensemble manifest its views and temperature,
+    any other file the temperature its card stores."""
+    if is_ensemble(path):
+        return _Combine.of(read_ensemble(path))
+    return _Combine.stored(stored_temperature(path))
 
 
 def _per_view(model: Any) -> tuple[Any, _Combine]:
     """A model that answers for one view at a time, without a temperature, and how to
-    combine its answers into the model's own: an ensemble becomes the mean of its members;
-    any other model is used as it is."""
+    combine its answers into the model's own: an ensemble becomes the mean of its members,
+    a model behind its card's temperature the model itself; any other is used as it is."""
+    if isinstance(model, TemperedFaceModel):
+        return model.model, _Combine.stored(model.stored)
     if not isinstance(model, EnsembleFaceModel):
         return model, _Combine()
     return EnsembleFaceModel(model.members, name=model.name, tta="none"), _Combine.of(model)
@@ -309,17 +329,18 @@ def _per_view(model: Any) -> tuple[Any, _Combine]:
 def _combined(plain: np.ndarray, flipped: np.ndarray | None, labels: np.ndarray, *,
               tta: bool, how: _Combine) -> EvalResult:
     """The result of per-view probabilities: with `tta` (or a model that mirrors faces itself)
-    the mean of both views, then the model's stored temperature."""
+    the mean of both views, then the model's stored temperature for that view."""
     labels = np.asarray(labels, dtype=np.int64)
     tta = tta or how.built_in_flip
     probs, acc_plain = plain, None
     if tta:
         acc_plain = float((plain.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
         probs = (plain + flipped) / 2
-    if how.temperature is not None:
-        probs = with_temperature(probs, how.temperature)
+    temperature = how.temperature_for(tta)
+    if temperature is not None:
+        probs = with_temperature(probs, temperature)
     return result_from_probs(probs, labels, tta=tta, accuracy_without_tta=acc_plain,
-                             tta_built_in=how.built_in_flip, stored_temperature=how.temperature)
+                             tta_built_in=how.built_in_flip, stored_temperature=temperature)
 
 
 def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,

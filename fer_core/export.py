@@ -194,8 +194,8 @@ def measure_export(source: str | os.PathLike, target: str | os.PathLike,
     with the source's into the file (`export --weights mean`), recorded in `source`."""
     source, target = Path(source), Path(target)
     fmt = format_of(target)
-    exported = open_face_model(target)
-    original = exported if fmt == KERAS else open_face_model(source)
+    exported = open_face_model(target, temperature=False)  # as exported: a card's figures
+    original = exported if fmt == KERAS else open_face_model(source, temperature=False)
     probe = images if images is not None and len(images) else \
         np.random.default_rng(0).integers(0, 256, (SPEED_BATCH, IMG_SIZE, IMG_SIZE), np.uint8)
     ours, theirs = speed(exported, probe), speed(original, probe)

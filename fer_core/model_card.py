@@ -11,12 +11,18 @@ exports beside a `.keras` file whose card names that very file (same SHA-256, so
 export of older weights is never used), whose runtime is installed here and whose accuracy
 is within `MAX_ACCURACY_DROP` points of the source's, the one fastest for a single face (a
 webcam frame holds one to three), if it beat the Keras model on its card. None means: run
-the `.keras` file itself. TensorFlow-free.
+the `.keras` file itself.
+
+A card may also store the model's temperature (`python -m fer_core calibrate`): one for the
+model as it runs on the Live page, photos and Analyse (one view per face) and one for its
+mean with the mirror view (Evaluate's TTA), fitted on PublicTest, with the SHA-256 of the
+file it was fitted for, so new weights in the same file never inherit it. TensorFlow-free.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +133,52 @@ def runtime_file(model_path: str | os.PathLike) -> Path:
     Automatic runtime; `analyze` and the benchmarks use it too)."""
     export = fastest_export(model_path)
     return export.path if export is not None else Path(model_path)
+
+
+@dataclass(frozen=True)
+class StoredTemperature:
+    """The temperatures a card stores for its model file: `plain` for one view per face (how
+    every page but Evaluate's TTA runs it), `flip` for the mean of a face and its mirror."""
+
+    plain: float
+    flip: float
+    fitted_on: str
+
+    def for_view(self, tta: bool) -> float:
+        return self.flip if tta else self.plain
+
+
+def _positive(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def stored_temperature(model_path: str | os.PathLike) -> StoredTemperature | None:
+    """The temperature stored on a model file's card, or None: no card, none stored, a
+    malformed entry, or one fitted for other weights (its SHA-256 is not this file's)."""
+    card = read_card(model_path)
+    entry = card.get("temperature") if card else None
+    if not isinstance(entry, dict) or not all(_positive(entry.get(k)) for k in ("plain", "flip")):
+        return None
+    try:
+        if entry.get("sha256") != file_sha256(model_path):
+            return None
+    except OSError:
+        return None
+    return StoredTemperature(float(entry["plain"]), float(entry["flip"]),
+                             str(entry.get("fitted_on", "")))
+
+
+def store_temperature(model_path: str | os.PathLike, plain: float, flip: float, *,
+                      fitted_on: str, measured: dict[str, Any] | None = None) -> Path:
+    """Record a model file's temperatures on its card (a card is started if it has none),
+    with the file's SHA-256; `measured` (ECE and log-loss before and after) is kept beside."""
+    if not (_positive(plain) and _positive(flip)):
+        raise ValueError(f"temperatures must be positive numbers, got {plain!r} and {flip!r}")
+    path = Path(model_path)
+    card = read_card(path) or {"file": path.name, "format": FORMATS.get(path.suffix.lower())}
+    card.pop("version", None)
+    card["temperature"] = {"plain": round(float(plain), 4), "flip": round(float(flip), 4),
+                           "fitted_on": fitted_on, "sha256": file_sha256(path),
+                           **(measured or {})}
+    return write_card(path, card)

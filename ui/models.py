@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from fer_core.catalog import ModelRef
+from fer_core.model_card import card_path
 from fer_core.runtimes import KERAS, format_of
 
 if TYPE_CHECKING:
@@ -48,9 +49,11 @@ class LoadedModel:
         with self._classifier_lock:
             if self._classifier is None:
                 if self.model is not None:
+                    from fer_core.backends import with_stored_temperature
                     from fer_core.infer import Classifier
 
-                    self._classifier = Classifier(self.model)  # ValueError: not a FER model
+                    self._classifier = with_stored_temperature(  # ValueError: not a FER model
+                        Classifier(self.model), self.path)
                 else:
                     from fer_core.backends import open_face_model
 
@@ -64,13 +67,16 @@ def loaded_model(ref: ModelRef) -> LoadedModel:
 
 
 def loaded_file(path: Path) -> LoadedModel:
-    """The model file at `path` (any format), loaded once per file version."""
-    return _load(str(path), path.stat().st_mtime_ns)
+    """The model file at `path` (any format), loaded once per version of the file and of its
+    card (which may store a temperature)."""
+    card = card_path(path)
+    return _load(str(path), path.stat().st_mtime_ns,
+                 card.stat().st_mtime_ns if card.exists() else 0)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def _load(path: str, stamp: int) -> LoadedModel:
-    del stamp  # only part of the cache key
+def _load(path: str, stamp: int, card_stamp: int) -> LoadedModel:
+    del stamp, card_stamp  # only part of the cache key
     if format_of(path) != KERAS:
         loaded = LoadedModel(Path(path), None)
         loaded.classifier  # noqa: B018 - open and warm up now: a bad file fails here, once

@@ -36,14 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _member_probs(path: Path, images, labels, source: str):
-    """(plain, flip-TTA) probabilities of one member on the faces, through the eval cache."""
+    """(plain, flip-TTA) probabilities of one member on the faces, through the eval cache,
+    before any temperature of its own (the ensemble runs its members raw)."""
     from fer_core import catalog, evaluate
 
     ref = catalog.resolve(str(path))
     split = evaluate.entry_name(source, PUBLIC_TEST)
     plain = evaluate.evaluate_cached(ref, images, labels, split=split, source=source)
     tta = evaluate.evaluate_cached(ref, images, labels, split=split, tta=True, source=source)
-    return plain.probs, tta.probs
+    return plain.probs_as_trained, tta.probs_as_trained
 
 
 def measure(members: list[Path], images, labels, source: str, *, tta: str,

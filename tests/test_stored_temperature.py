@@ -130,3 +130,12 @@ def test_the_pages_shared_model_applies_it_and_reloads_when_the_card_changes(mod
         np.testing.assert_allclose(
             classifier.predict(FACES),
             calibration.with_temperature(classifier.model.predict(FACES), 2.0), atol=1e-6)
+
+
+def test_an_export_of_a_calibrated_file_says_it_needs_its_own_fit(model_file, capsys) -> None:
+    model_card.store_temperature(model_file, 1.5, 1.2, fitted_on="PublicTest")
+    target = model_file.with_name("m.int8.tflite")
+    assert main(["export", str(model_file), "--format", "tflite", "--to", str(target),
+                 "--data", "demo"]) == 0
+    assert model_card.stored_temperature(target) is None
+    assert f"calibrate {model_file}" in capsys.readouterr().err

@@ -104,7 +104,7 @@ def _summary(card: dict, target: Path, what: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from fer_core.data import DataError
     from fer_core.export import calibration_faces, export_file, measure_export
-    from fer_core.model_card import write_card
+    from fer_core.model_card import stored_temperature, write_card
 
     try:
         ref = catalog.resolve(args.model, args.runs_dir)
@@ -146,4 +146,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     what = f"{args.weights} weights of run {ref.run_id}" if ref.run_id else ref.spec
     print(json.dumps(card) if args.json else _summary(card, target, what))
+    if stored_temperature(ref.path) is not None:  # an export's outputs need their own fit
+        print(f"note: {ref.path.name} stores a temperature and {target.name} none yet: "
+              f"`python -m fer_core calibrate {ref.spec} --data ...` fits one for each file",
+              file=sys.stderr)
     return 0

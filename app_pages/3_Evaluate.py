@@ -181,7 +181,7 @@ with tab_mistakes:
             v1, v2 = st.columns(2)
             v1.image(enlarge(images[face], 4), caption=row_name(face_rows[face]), width=192)
             v2.image(overlay(images[face], cam, scale=4), width=192,
-                     caption=f"Grad-CAM for {EMOTIONS[cls]} (p = {probs[cls]:.0%})")
+                     caption=eval_report.gradcam_caption(probs, cls, specs[spec].path))
 
 with tab_compare:
     others = [s for s in specs if s != spec]

@@ -22,7 +22,7 @@ from fer_core.labels import NUM_CLASSES
 from fer_core.model_card import StoredTemperature, stored_temperature
 from fer_core.runtimes import (ENSEMBLE, KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel,
                                as_batch, check_signature, format_of, inference_threads,
-                               missing_runtime, warm_up)
+                               is_ensemble, missing_runtime, warm_up)
 
 
 class TemperedFaceModel:
@@ -39,8 +39,9 @@ class TemperedFaceModel:
 
 
 def with_stored_temperature(model: FaceModel, path: str | os.PathLike) -> FaceModel:
-    """`model` (opened from `path`) behind the temperature its card stores, if any."""
-    stored = stored_temperature(path)
+    """`model` (opened from `path`) behind the temperature its card stores, if any (an
+    ensemble's own temperature is in its manifest)."""
+    stored = None if is_ensemble(path) else stored_temperature(path)
     return model if stored is None else TemperedFaceModel(model, stored)
 
 

@@ -173,6 +173,15 @@ def stored_temperature_note(model_path) -> str:
             f"it. On {fitted} they flatter it (it was fitted there); any other split tests it.")
 
 
+def gradcam_caption(probs: np.ndarray, cls: int, model_path) -> str:
+    """The Grad-CAM image's caption: the class and its probability for this one view, after
+    the temperature the model's card stores (as the gallery and the Live page show it)."""
+    stored = stored_temperature(model_path)
+    if stored is not None:
+        probs = with_temperature(np.asarray(probs)[None], stored.plain)[0]
+    return f"Grad-CAM for {EMOTIONS[cls]} (p = {float(probs[cls]):.0%})"
+
+
 def builtin_flip_note(model_path) -> str:
     """Why the page's test-time-augmentation toggle does nothing for this model (an ensemble
     that averages each face with its mirror image itself); "" for any other model."""

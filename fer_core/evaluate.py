@@ -112,6 +112,7 @@ class EvalResult(Metrics):
     accuracy_without_tta: float | None = None
     tta_built_in: bool = False
     stored_temperature: float | None = None
+    probs_before_temperature: np.ndarray | None = None
 
     @property
     def predictions(self) -> np.ndarray:
@@ -119,9 +120,13 @@ class EvalResult(Metrics):
 
     @property
     def probs_as_trained(self) -> np.ndarray:
-        """`probs` without the model's stored temperature (`probs` itself when it has none)."""
+        """`probs` without the model's stored temperature (`probs` itself when it has none):
+        the probabilities it was applied to where kept, else `probs` scaled back (exact to
+        float32 rounding, which can move a face across a reliability bin's edge)."""
         if self.stored_temperature is None:
             return self.probs
+        if self.probs_before_temperature is not None:
+            return self.probs_before_temperature
         return with_temperature(self.probs, 1.0 / self.stored_temperature)
 
     def calibration(self) -> Calibration | None:
@@ -230,14 +235,16 @@ def metrics_from_confusion(cm: np.ndarray, class_names: tuple[str, ...] = EMOTIO
 
 def result_from_probs(probs: np.ndarray, labels: np.ndarray, *, tta: bool = False,
                       accuracy_without_tta: float | None = None, tta_built_in: bool = False,
-                      stored_temperature: float | None = None) -> EvalResult:
+                      stored_temperature: float | None = None,
+                      probs_before_temperature: np.ndarray | None = None) -> EvalResult:
     """Wrap probabilities (N, 7) and labels (N,) into an `EvalResult`."""
     probs = np.asarray(probs, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     m = metrics_from_confusion(confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1]))
     return EvalResult(m.accuracy, m.macro_f1, m.per_class, m.confusion, probs=probs,
                       labels=labels, tta=tta, accuracy_without_tta=accuracy_without_tta,
-                      tta_built_in=tta_built_in, stored_temperature=stored_temperature)
+                      tta_built_in=tta_built_in, stored_temperature=stored_temperature,
+                      probs_before_temperature=probs_before_temperature)
 
 
 # --- predictions ----------------------------------------------------------------------------
@@ -336,11 +343,12 @@ def _combined(plain: np.ndarray, flipped: np.ndarray | None, labels: np.ndarray,
     if tta:
         acc_plain = float((plain.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
         probs = (plain + flipped) / 2
-    temperature = how.temperature_for(tta)
+    temperature, before = how.temperature_for(tta), None
     if temperature is not None:
-        probs = with_temperature(probs, temperature)
+        before, probs = probs, with_temperature(probs, temperature)
     return result_from_probs(probs, labels, tta=tta, accuracy_without_tta=acc_plain,
-                             tta_built_in=how.built_in_flip, stored_temperature=temperature)
+                             tta_built_in=how.built_in_flip, stored_temperature=temperature,
+                             probs_before_temperature=before)
 
 
 def evaluate_model(model: Any, images: np.ndarray, labels: np.ndarray, *, tta: bool = False,

@@ -170,15 +170,18 @@ def stored_temperature(model_path: str | os.PathLike) -> StoredTemperature | Non
 
 
 def store_temperature(model_path: str | os.PathLike, plain: float, flip: float, *,
-                      fitted_on: str, measured: dict[str, Any] | None = None) -> Path:
+                      fitted_on: str, sha256: str | None = None,
+                      measured: dict[str, Any] | None = None) -> Path:
     """Record a model file's temperatures on its card (a card is started if it has none),
-    with the file's SHA-256; `measured` (ECE and log-loss before and after) is kept beside."""
+    with the SHA-256 of the weights they were fitted for (`sha256`, taken before predicting,
+    so a file rewritten meanwhile is not stamped; default: the file's now); `measured` (the
+    data, ECE and log-loss before and after) is kept beside."""
     if not (_positive(plain) and _positive(flip)):
         raise ValueError(f"temperatures must be positive numbers, got {plain!r} and {flip!r}")
     path = Path(model_path)
     card = read_card(path) or {"file": path.name, "format": FORMATS.get(path.suffix.lower())}
     card.pop("version", None)
     card["temperature"] = {"plain": round(float(plain), 4), "flip": round(float(flip), 4),
-                           "fitted_on": fitted_on, "sha256": file_sha256(path),
+                           "fitted_on": fitted_on, "sha256": sha256 or file_sha256(path),
                            **(measured or {})}
     return write_card(path, card)

@@ -80,7 +80,8 @@ def _tensor_problem(model: Any, max_activation_bytes: int) -> str | None:
 
 def _timed_open(path: Path, seconds: float) -> Any:
     try:
-        return uploads.run_within(lambda: open_face_model(path, warmup=True), seconds)
+        return uploads.run_within(
+            lambda: open_face_model(path, warmup=True, temperature=False), seconds)
     except uploads.TooSlow:
         raise ValueError(f"opening it and classifying four faces took more than {seconds:g} s; "
                          "the model is too slow") from None

@@ -47,6 +47,16 @@ def test_the_live_page_runs_its_shipped_exports() -> None:
     assert model_card.fastest_export(DEFAULT_MODEL_PATH).path.name == "default.int8.tflite"
 
 
+@pytest.mark.parametrize("name, plain", [("default.keras", 1.09), ("default.onnx", 1.09),
+                                         ("default.int8.tflite", 1.13)])
+def test_it_and_its_exports_store_the_temperatures_its_card_states(name, plain) -> None:
+    """A re-export or new weights drop a file's temperature (`calibrate` fits it again)."""
+    stored = model_card.stored_temperature(DEFAULT_MODEL_PATH.parent / name)
+    assert stored is not None and stored.fitted_on == "PublicTest"
+    assert stored.plain == pytest.approx(plain, abs=0.005)
+    assert stored.flip == pytest.approx(1.01, abs=0.01)
+
+
 def test_it_gives_seven_probabilities_that_depend_on_the_face(model) -> None:
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.float32)
     probs = np.asarray(model(faces, training=False))

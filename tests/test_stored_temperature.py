@@ -138,4 +138,37 @@ def test_an_export_of_a_calibrated_file_says_it_needs_its_own_fit(model_file, ca
     assert main(["export", str(model_file), "--format", "tflite", "--to", str(target),
                  "--data", "demo"]) == 0
     assert model_card.stored_temperature(target) is None
-    assert f"calibrate {model_file}" in capsys.readouterr().err
+    assert f"calibrate {target} --data" in capsys.readouterr().err
+
+
+def test_calibrate_names_an_export_it_cannot_run_here(model_file, capsys, monkeypatch) -> None:
+    from fer_core import runtimes
+
+    real = runtimes.missing_runtime
+    monkeypatch.setattr(runtimes, "missing_runtime",
+                        lambda fmt: "ONNX Runtime is not installed" if fmt == "onnx" else real(fmt))
+    assert main(["calibrate", str(model_file), "--data", "demo"]) == 0
+    err = capsys.readouterr().err
+    assert "not fitted: m.onnx: ONNX Runtime is not installed" in err
+    assert model_card.stored_temperature(model_file) is not None
+    assert model_card.stored_temperature(model_file.with_suffix(".onnx")) is None
+
+
+def test_a_temperature_is_stamped_with_the_weights_it_was_fitted_for(model_file) -> None:
+    from fer_core.files import file_sha256
+
+    before = file_sha256(model_file)
+    model_file.write_bytes(model_file.read_bytes() + b"\0")  # rewritten while predicting
+    model_card.store_temperature(model_file, 1.5, 1.2, fitted_on="PublicTest", sha256=before)
+    assert model_card.stored_temperature(model_file) is None
+
+
+def test_the_grad_cam_caption_shows_the_probability_after_the_temperature(model_file) -> None:
+    from fer_core import eval_report
+
+    probs = np.array([0.6, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05], np.float32)
+    assert eval_report.gradcam_caption(probs, 0, model_file) == "Grad-CAM for angry (p = 60%)"
+    model_card.store_temperature(model_file, 2.0, 2.0, fitted_on="PublicTest")
+    p = calibration.with_temperature(probs[None], 2.0)[0, 0]
+    assert eval_report.gradcam_caption(probs, 0, model_file) == f"Grad-CAM for angry (p = {p:.0%})"
+    assert f"{p:.0%}" != "60%"

@@ -148,6 +148,6 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(card) if args.json else _summary(card, target, what))
     if stored_temperature(ref.path) is not None:  # an export's outputs need their own fit
         print(f"note: {ref.path.name} stores a temperature and {target.name} none yet: "
-              f"`python -m fer_core calibrate {ref.spec} --data ...` fits one for each file",
+              f"`python -m fer_core calibrate {target} --data ...` fits one",
               file=sys.stderr)
     return 0

@@ -22,6 +22,8 @@ RECIPES = {
                                      "epochs": 32, "augment": {"erasing": 0.3}}),
     "accurate-3.keras": ("default", {"name": "member4 default e64 seed3", "seed": 3,
                                      "epochs": 64}),
+    "accurate-4.keras": ("default", {"name": "member5 erasing0.3 e64 seed4", "seed": 4,
+                                     "epochs": 64, "augment": {"erasing": 0.3}}),
 }
 
 

@@ -95,16 +95,28 @@ def carded_files(keras_path: str | os.PathLike) -> list[tuple[Path, str, dict[st
     return found
 
 
+def exports_made_from(keras_path: str | os.PathLike) -> list[tuple[Path, str, dict[str, Any]]]:
+    """`carded_files` whose card names this very file as its source (same SHA-256): exports
+    of these weights, whatever else the card says."""
+    found = carded_files(keras_path)
+    if not found:
+        return []
+    try:
+        sha = file_sha256(keras_path)
+    except OSError:
+        return []
+    return [(path, fmt, card) for path, fmt, card in found
+            if isinstance(card.get("source"), dict) and card["source"].get("sha256") == sha]
+
+
 def exports_of(keras_path: str | os.PathLike) -> list[Export]:
     """Exports beside `keras_path` made from this very file, runnable here, accurate enough
     (module docstring); fastest for one face first."""
     found = []
-    for path, fmt, card in carded_files(keras_path):
+    for path, fmt, card in exports_made_from(keras_path):
         if missing_runtime(fmt) is not None:
             continue
         try:
-            if card["source"]["sha256"] != file_sha256(keras_path):
-                continue
             test, speed = card.get("publictest") or {}, card["speed"]
             export = Export(path=path, format=fmt, int8=bool(card.get("int8")),
                             accuracy=test.get("accuracy"),

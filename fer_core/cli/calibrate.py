@@ -59,16 +59,10 @@ def calibrate_file(ref, images, labels, *, source: str) -> dict:
 def files_to_fit(ref) -> tuple[list, list[str]]:
     """The model's file and every export made from it (refs), and why any export is left."""
     from fer_core import catalog, model_card
-    from fer_core.files import file_sha256
     from fer_core.runtimes import missing_runtime
 
     refs, left = [ref], []
-    if Path(ref.path).suffix != ".keras":
-        return refs, left
-    sha = file_sha256(ref.path)
-    for path, fmt, card in model_card.carded_files(ref.path):
-        if (card.get("source") or {}).get("sha256") != sha:
-            continue  # an export of other weights: not this model's
+    for path, fmt, _ in model_card.exports_made_from(ref.path):
         if (problem := missing_runtime(fmt)) is not None:
             left.append(f"{path.name}: {problem}")
             continue

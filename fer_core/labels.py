@@ -25,8 +25,8 @@ FER2013_COUNTS: dict[str, tuple[int, ...]] = {
 
 # A face whose top probability is below a threshold the user sets is shown as "uncertain"
 # (with its best guess) instead of being named. At 0.4 the shipped model, after the temperature
-# its card stores, calls 10.5% of FER2013 PublicTest faces uncertain (11.4% for the int8 export
-# the Live page runs); its top label is right for 33% of those and for 72% of the others (68%
+# its card stores, calls 9.8% of FER2013 PublicTest faces uncertain (10.2% for the int8 export
+# the Live page runs); its top label is right for 32% of those and for 73% of the others (69%
 # overall).
 UNCERTAIN = "uncertain"
 DEFAULT_UNCERTAIN_BELOW = 0.4

@@ -16,7 +16,8 @@ from fer_core.paths import DEFAULT_MODEL_PATH
 from shipped_models import REAL_CSV, assert_built_by_recipe, card_figure
 
 # its recipe: the `default` preset and the options its run changed (models/MODEL_CARD.md)
-RECIPE = ("default", {"name": "member4 default e64 seed3", "seed": 3, "epochs": 64})
+RECIPE = ("default", {"name": "member5 erasing0.3 e64 seed4", "seed": 4, "epochs": 64,
+                       "augment": {"erasing": 0.3}})
 
 
 @pytest.fixture(autouse=True)
@@ -47,14 +48,14 @@ def test_the_live_page_runs_its_shipped_exports() -> None:
     assert model_card.fastest_export(DEFAULT_MODEL_PATH).path.name == "default.int8.tflite"
 
 
-@pytest.mark.parametrize("name, plain", [("default.keras", 1.09), ("default.onnx", 1.09),
-                                         ("default.int8.tflite", 1.13)])
+@pytest.mark.parametrize("name, plain", [("default.keras", 0.99), ("default.onnx", 0.99),
+                                         ("default.int8.tflite", 1.00)])
 def test_it_and_its_exports_store_the_temperatures_its_card_states(name, plain) -> None:
     """A re-export or new weights drop a file's temperature (`calibrate` fits it again)."""
     stored = model_card.stored_temperature(DEFAULT_MODEL_PATH.parent / name)
     assert stored is not None and stored.fitted_on == "PublicTest"
     assert stored.plain == pytest.approx(plain, abs=0.005)
-    assert stored.flip == pytest.approx(1.01, abs=0.01)
+    assert stored.flip == pytest.approx(0.93, abs=0.01)
 
 
 def test_it_gives_seven_probabilities_that_depend_on_the_face(model) -> None:

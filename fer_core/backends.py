@@ -31,11 +31,11 @@ class TemperedFaceModel:
     label is unchanged. Thread-safe when the model is."""
 
     def __init__(self, model: FaceModel, stored: StoredTemperature) -> None:
-        self.model, self.stored, self.temperature = model, stored, stored.plain
+        self.model, self.stored = model, stored
         self.name, self.runtime = model.name, model.runtime
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
-        return with_temperature(self.model.predict(faces), self.temperature)
+        return with_temperature(self.model.predict(faces), self.stored.plain)
 
 
 def with_stored_temperature(model: FaceModel, path: str | os.PathLike) -> FaceModel:

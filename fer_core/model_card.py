@@ -156,9 +156,6 @@ class StoredTemperature:
     flip: float
     fitted_on: str
 
-    def for_view(self, tta: bool) -> float:
-        return self.flip if tta else self.plain
-
 
 def _positive(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core import catalog
+from fer_core.backends import with_mirror_view
 from fer_core.charts import live_timeline_figure
 from fer_core.detect import FaceDetector
 from fer_core.infer import FaceTracker, process_frame
@@ -97,6 +98,8 @@ except (ValueError, OSError) as exc:
 st.sidebar.caption(runs_on)
 
 settings = live_settings()
+if settings.mirror:
+    classifier = with_mirror_view(classifier)
 
 
 def detector_at(width: int) -> FaceDetector:

@@ -14,7 +14,7 @@ from fer_core.analyze import VIDEO, VIDEO_SUFFIXES, AnalysisError, input_kind
 from fer_core.data.sources import IMAGE_SUFFIXES
 from fer_core.uploads import MAX_UPLOAD_BYTES
 from ui.analysis_view import progress_panel, result_view
-from ui.confidence import uncertain_slider
+from ui.confidence import mirror_checkbox, uncertain_slider
 from ui.frame import page_setup
 
 SELECTED = "analysis_selected"  # session_state: the analysis shown (its folder name)
@@ -42,6 +42,7 @@ with st.form("analysis_new"):
                             help="An H.264 mp4 with boxes and labels (videos only; no audio).")
     with c4:
         uncertain_below = uncertain_slider("analysis_uncertain")
+        mirror = mirror_checkbox("analysis_mirror")
     started = st.form_submit_button("Start", type="primary")
 
 if started:
@@ -50,13 +51,13 @@ if started:
             is_video = Path(upload.name).suffix.lower() in VIDEO_SUFFIXES
             folder = jobs.new_analysis(upload.name, data=upload.getvalue(), model=spec,
                                        every=int(every), annotated=annotated and is_video,
-                                       uncertain_below=uncertain_below)
+                                       uncertain_below=uncertain_below, mirror=mirror)
         elif typed.strip():
             path = Path(typed.strip()).expanduser()
             is_video = input_kind(path) == VIDEO  # AnalysisError: missing, or not an input
             folder = jobs.new_analysis(path.name, input_path=path, model=spec, every=int(every),
                                        annotated=annotated and is_video,
-                                       uncertain_below=uncertain_below)
+                                       uncertain_below=uncertain_below, mirror=mirror)
         else:
             raise AnalysisError("choose a file to upload or type a path first")
         jobs.start_analysis(folder)

@@ -13,7 +13,11 @@ The "busy" scenario runs one CPU-bound process beside them. Each scenario runs -
 (median reported); `benchmarks/live_pipeline.py`'s figures (the same frame function with no
 browser, codec or Streamlit) are printed beside them.
 
-    python benchmarks/live_browser.py [--runs 3] [--seconds 20] [--only 1face,3faces,busy] [--json]
+    python benchmarks/live_browser.py [--runs 3] [--seconds 20] [--only 1face,3faces,busy]
+                                      [--no-mirror] [--json]
+
+The page runs with its default settings, so each face is classified with its mirror image
+too; `--no-mirror` unticks that box (one view per face) before pressing START.
 
 Goals (issue 11, 2-core CPU, Chromium on the same cores): >= 25 frames/s with 1 face,
 >= 20 with 3 faces, >= 10 with a busy process beside, lag p95 <= 150 ms.
@@ -48,6 +52,7 @@ from live_browser_kit import (  # noqa: E402
     webrtc_frame,
     write_y4m,
 )
+from ui.confidence import MIRROR_LABEL  # noqa: E402
 
 FPS = 30
 VIDEO_FRAMES = 300  # 10 s, looped by Chromium; barcodes stay unique within a loop
@@ -87,7 +92,7 @@ def chromium_pids() -> list[int]:
 
 
 def measure(url: str, server_pid: int, video: Path, seconds: float,
-            screenshot: Path | None = None) -> dict[str, float]:
+            screenshot: Path | None = None, mirror: bool = True) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -103,6 +108,13 @@ def measure(url: str, server_pid: int, video: Path, seconds: float,
             page.goto(f"{url}/Live", timeout=180_000)
             start = page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START")
             start.wait_for(timeout=180_000)
+            if not mirror:
+                box = page.get_by_role("checkbox", name=MIRROR_LABEL)
+                box.uncheck(force=True)
+                time.sleep(3)  # the page reruns with one view per face
+                if box.is_checked():
+                    raise RuntimeError(f"could not untick {MIRROR_LABEL!r}")
+                start.wait_for(timeout=60_000)
             start.click()
             frame = None
             deadline = time.time() + 90
@@ -154,10 +166,11 @@ def measure(url: str, server_pid: int, video: Path, seconds: float,
     }
 
 
-def pipeline_figures() -> dict:
+def pipeline_figures(mirror: bool = True) -> dict:
     """benchmarks/live_pipeline.py --json in its own process: the frame function alone."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "live_pipeline.py"), "--json", "--frames", "150"],
+        [sys.executable, str(ROOT / "benchmarks" / "live_pipeline.py"), "--json", "--frames", "150",
+         *([] if mirror else ["--no-mirror"])],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     try:
@@ -174,6 +187,8 @@ def main() -> None:
     parser.add_argument("--no-pipeline", action="store_true", help="skip live_pipeline.py")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment variable for the app's server (to compare settings)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        help="untick 'Classify the mirror image too' (one view per face)")
     parser.add_argument("--screenshot", type=Path, help="PNG of the page, first run only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -195,7 +210,8 @@ def main() -> None:
                         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     try:
                         shot = args.screenshot if run == 0 and name == names[0] else None
-                        r = measure(url, proc.pid, videos[n_faces], args.seconds, shot)
+                        r = measure(url, proc.pid, videos[n_faces], args.seconds, shot,
+                                    args.mirror)
                     finally:
                         if hog is not None:
                             hog.kill()
@@ -203,10 +219,11 @@ def main() -> None:
                     results[name].append(r)
                     print(f"run {run + 1} {name}: " + ", ".join(
                         f"{k} {v:.1f}" for k, v in r.items()), file=sys.stderr, flush=True)
-    pipeline = {} if args.no_pipeline else pipeline_figures()
+    pipeline = {} if args.no_pipeline else pipeline_figures(args.mirror)
     summary = {}
     print(f"\nLive page in headless Chromium, 640x480 camera at {FPS} fps, median of "
-          f"{args.runs} runs of {args.seconds:.0f} s (steady state)")
+          f"{args.runs} runs of {args.seconds:.0f} s (steady state), "
+          f"{'each face and its mirror image' if args.mirror else 'one view per face'}")
     print(f"{'scenario':<8} {'frames/s':>9} {'lag p50':>8} {'lag p95':>8} "
           f"{'server CPU':>11} {'Chromium CPU':>13} {'pipeline alone':>15}")
     for name in names:

@@ -6,7 +6,10 @@ the page's default settings (tracker on, full scan every few frames, smoothing) 
 moving a few pixels a frame), and splits each frame's time into detection and classification.
 
     python benchmarks/live_pipeline.py [--model default|RUN_ID|path.keras] [--runtime auto|keras]
-                                       [--frames 150] [--json]
+                                       [--frames 150] [--no-mirror] [--json]
+
+Each face is classified with its mirror image too, as the page does by default
+(`fer_core.labels.DEFAULT_MIRROR_VIEW`); `--no-mirror` times one view per face.
 
 With --json the last line is one JSON object:
 {"1": {"median_ms": .., "p95_ms": ..}, "3": {"median_ms": .., "p95_ms": ..}} (plus the split).
@@ -40,7 +43,8 @@ from fer_core.infer import (  # noqa: E402
     StreamMonitor,
     process_frame,
 )
-from fer_core.backends import open_face_model  # noqa: E402
+from fer_core.backends import open_face_model, with_mirror_view  # noqa: E402
+from fer_core.labels import DEFAULT_MIRROR_VIEW  # noqa: E402
 from fer_core.model_card import runtime_file  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.runtimes import FaceModel  # noqa: E402
@@ -119,11 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         "--rescan-every", type=int, default=DEFAULT_RESCAN_EVERY,
         help="full-frame face scan every N frames (1: every frame, no re-finding)",
     )
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        default=DEFAULT_MIRROR_VIEW, help="one view per face, not also its mirror")
     parser.add_argument("--json", action="store_true", help="last line: results as JSON")
     args = parser.parse_args(argv)
 
     classifier, model_name = load_classifier(args.model, args.runtime)
-    print(f"model: {model_name}; {args.frames} frames of 640x480; "
+    if args.mirror:
+        classifier = with_mirror_view(classifier)
+    print(f"model: {model_name}{' with its mirror view' if args.mirror else ''}; "
+          f"{args.frames} frames of 640x480; "
           f"full scan every {args.rescan_every} frame(s)")
     results: dict[str, dict[str, float]] = {}
     for n_faces in (1, 3):

@@ -29,7 +29,7 @@ from typing import Any
 
 from fer_core import runs
 from fer_core.files import atomic_write
-from fer_core.labels import check_uncertain_below
+from fer_core.labels import DEFAULT_MIRROR_VIEW, check_uncertain_below
 from fer_core.processes import pid_record_alive, spawn_python, write_pid_record
 
 ANALYSES_ENV = "FER_ANALYSES_DIR"
@@ -57,6 +57,7 @@ class AnalysisStatus:
     error: str | None
     created: str
     uncertain_below: float = 0.0  # faces less sure than this are shown as uncertain
+    mirror: bool = False  # each face classified with its mirror image too (flip TTA)
 
     @property
     def fraction(self) -> float | None:
@@ -91,7 +92,8 @@ def read_status(folder: str | os.PathLike) -> AnalysisStatus:
         model=job.get("model", "default"), state=state,
         frames=int(progress.get("frames", 0)), total=progress.get("total"),
         seconds=float(progress.get("seconds", 0.0)), summary=summary, error=error,
-        created=job.get("created", ""), uncertain_below=float(job.get("uncertain_below", 0.0)))
+        created=job.get("created", ""), uncertain_below=float(job.get("uncertain_below", 0.0)),
+        mirror=bool(job.get("mirror", False)))
 
 
 def list_analyses(root: str | os.PathLike | None = None) -> list[AnalysisStatus]:
@@ -104,7 +106,7 @@ def list_analyses(root: str | os.PathLike | None = None) -> list[AnalysisStatus]
 
 
 def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated: bool = False,
-                 uncertain_below: float = 0.0,
+                 uncertain_below: float = 0.0, mirror: bool = DEFAULT_MIRROR_VIEW,
                  input_path: str | os.PathLike | None = None, data: bytes | None = None,
                  root: str | os.PathLike | None = None) -> Path:
     """A folder for an analysis of a typed path (`input_path`) or uploaded bytes (`data`,
@@ -132,7 +134,7 @@ def new_analysis(name: str, *, model: str = "default", every: int = 1, annotated
     runs.write_json(folder / "job.json", {
         "input": str(Path(input_path).resolve()), "name": Path(name).name, "model": model,
         "every": int(every), "annotated": bool(annotated),
-        "uncertain_below": uncertain_below,
+        "uncertain_below": uncertain_below, "mirror": bool(mirror),
         "created": stamp.isoformat(timespec="seconds")})
     return folder
 
@@ -155,7 +157,7 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
     a bad input or model: the summary says what went wrong)."""
     from fer_core import catalog, model_card
     from fer_core.analyze import Summary, analyze_file, frame_count
-    from fer_core.backends import open_face_model
+    from fer_core.backends import open_face_model, with_mirror_view
     from fer_core.detect import FaceDetector
 
     folder = Path(folder)
@@ -179,6 +181,8 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
         report(Summary())
         classifier = open_face_model(model_card.runtime_file(
             catalog.resolve(job.get("model", "default")).path))
+        if job.get("mirror"):  # jobs written before the option ran one view
+            classifier = with_mirror_view(classifier)
         summary = analyze_file(
             source, folder / "rows.csv", classifier, FaceDetector(),
             annotated=folder / "annotated.mp4" if job.get("annotated") else None,

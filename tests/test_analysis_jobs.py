@@ -69,6 +69,19 @@ def test_an_uploaded_input_is_kept_in_its_folder(env, clip):
     assert jobs.read_status(folder).name == "my talk?.mp4"
 
 
+def test_an_analysis_classifies_each_face_with_its_mirror_image_unless_told(env, clip):
+    confidences = {}
+    for mirror in (True, False):
+        folder = jobs.new_analysis(clip.name, input_path=clip, mirror=mirror)
+        assert jobs.read_status(folder).mirror is mirror
+        assert jobs.run_analysis(folder)["state"] == jobs.FINISHED
+        confidences[mirror] = [float(r["confidence"]) for r in rows_of(folder / "rows.csv")]
+    assert len(confidences[True]) == len(confidences[False]) == 40
+    assert confidences[True] != confidences[False]
+    assert jobs.new_analysis(clip.name, input_path=clip).name  # the default: mirrored
+    assert jobs.list_analyses()[0].mirror is True
+
+
 def test_stopping_keeps_the_rows_so_far(env, tmp_path):
     long_clip = write_video(tmp_path / "long.mp4", [3] * 400)
     folder = jobs.new_analysis(long_clip.name, input_path=long_clip)

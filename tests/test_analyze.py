@@ -234,6 +234,12 @@ def test_the_cli_writes_the_csv_and_a_json_summary(clip, tmp_path, capsys, fer_d
     assert summary["frames"] == 14 and summary["faces"] == len(rows_of(out))
     assert {"frames_with_faces", "distinct_face_ids", "seconds", "frames_per_second",
             "emotion_share"} <= set(summary)
+    one_view = tmp_path / "one-view.csv"
+    assert main(["analyze", str(clip), "--out", str(one_view), "--model", str(model),
+                 "--every", "2", "--no-mirror"]) == 0
+    capsys.readouterr()
+    assert ([r["confidence"] for r in rows_of(one_view)]
+            != [r["confidence"] for r in rows_of(out)])  # the default adds the mirror view
     assert main(["analyze", str(tmp_path / "nope.mp4"), "--out", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["analyze", str(clip), "--out", str(out), "--uncertain-below", "1"]) == 2

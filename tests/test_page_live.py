@@ -120,6 +120,25 @@ def test_callback_labels_faces_and_survives_bad_frames(env, monkeypatch):
     assert any("No face in view" in i.value for i in at.info)  # the last frame had none
 
 
+def test_faces_are_classified_with_their_mirror_image_unless_unticked(env, monkeypatch):
+    from fer_core import backends
+
+    mirrored = []
+    real = backends.with_mirror_view
+    monkeypatch.setattr(backends, "with_mirror_view", lambda m: mirrored.append(m) or real(m))
+    at = _run()
+    box = at.sidebar.checkbox(key="live_mirror")
+    assert box.value is True and len(mirrored) == 1
+    frame = av.VideoFrame.from_ndarray(face_frame(1), format="bgr24")
+    _frame_callback(env.calls[-1])(frame)
+    log = at.session_state["live_stream"]["monitor"].snapshot()
+    assert log["frames"] == 1 and log["errors"] == 0
+    box.uncheck().run()
+    assert not at.exception and len(mirrored) == 1  # one view per face from now on
+    _frame_callback(env.calls[-1])(frame)
+    assert at.session_state["live_stream"]["monitor"].snapshot()["errors"] == 0
+
+
 def test_callback_counts_errors_and_page_shows_them(env):
     at = _run()
     callback = _frame_callback(env.calls[-1])

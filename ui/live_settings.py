@@ -7,7 +7,7 @@ from typing import NamedTuple
 import streamlit as st
 
 from fer_core.infer import DEFAULT_RESCAN_EVERY, DEFAULT_SMOOTHING
-from ui.confidence import uncertain_slider
+from ui.confidence import mirror_checkbox, uncertain_slider
 
 DETECT_WIDTHS = {"240 px": 240, "320 px": 320, "480 px": 480, "640 px": 640, "full size": 0}
 
@@ -22,6 +22,7 @@ class LiveSettings(NamedTuple):
     smoothing: float
     rescan_every: int
     uncertain_below: float  # faces less sure than this are shown as "uncertain"
+    mirror: bool  # classify each face and its mirror image (flip TTA)
 
 
 def live_settings() -> LiveSettings:
@@ -56,5 +57,6 @@ def live_settings() -> LiveSettings:
         )
         st.header("Confidence")
         uncertain_below = uncertain_slider("live_uncertain")
+        mirror = mirror_checkbox("live_mirror")
     return LiveSettings(scale_factor, min_neighbors, min_size, detect_width, smoothing,
-                        rescan_every, uncertain_below)
+                        rescan_every, uncertain_below, mirror)

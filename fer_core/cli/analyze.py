@@ -1,5 +1,5 @@
 """`python -m fer_core analyze INPUT --out FILE.csv [--annotated OUT.mp4] [--model M]
-[--every N] [--json]`: emotions of every face in a video, an image, a folder or a zip of
+[--every N] [--no-mirror] [--json]`: emotions of every face in a video, an image, a folder or a zip of
 images (`fer_core.analyze`), one CSV row per face per analysed frame.
 
 MODEL is a run id, `default` or a model file (`fer_core.catalog`); a `.keras` model runs on
@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 0.4; 0: name every face): grey in the annotated video, "
                         "'uncertain' in the summary's shares, and flagged in the CSV's "
                         "'uncertain' column (its 'label' stays the top emotion)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        help="classify each face alone, not also its mirror image (flip TTA, "
+                        "the default: about 1.5 points more accurate on FER2013 for twice the "
+                        "classification time)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object on the last line")
 
@@ -36,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fer_core import catalog, model_card
     from fer_core.analyze import analyze_file
-    from fer_core.backends import open_face_model
+    from fer_core.backends import open_face_model, with_mirror_view
     from fer_core.detect import FaceDetector
     from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, check_uncertain_below
 
@@ -52,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         classifier = open_face_model(model_card.runtime_file(catalog.resolve(args.model).path))
+        if args.mirror:
+            classifier = with_mirror_view(classifier)
         summary = analyze_file(args.input, args.out, classifier, FaceDetector(),
                                annotated=args.annotated, every=args.every,
                                uncertain_below=uncertain_below)

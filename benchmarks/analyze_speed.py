@@ -2,11 +2,12 @@
 
 Writes a 640x480 H.264 clip of the test faces (1 and 3 real faces, drifting a few pixels a
 frame, 30 fps) and analyses it as `python -m fer_core analyze` does (the default model on
-the runtime the Live page picks, the Live page's detector settings), `--runs` times each;
+the runtime the Live page picks, each face with its mirror image, the Live page's detector
+settings), `--runs` times each;
 the figure is frames analysed per second including decoding and CSV writing, median of the
 runs, with the same clip's decode-only rate as the baseline measured in the same run.
 
-    python benchmarks/analyze_speed.py [--frames 300] [--runs 3] [--annotated] [--json]
+    python benchmarks/analyze_speed.py [--frames 300] [--runs 3] [--annotated] [--no-mirror] [--json]
 
 Goals on 2 cores (issue 14): >= 150 frames/s with 1 face, >= 80 with 3. The `fer` package's
 video analysis could not be compared here: `pip install fer` (25.10.3) would pull torch 2.2.2
@@ -34,8 +35,9 @@ import fer_core  # noqa: E402, F401  (CPU flags before TensorFlow loads)
 from face_frames import face_frame  # noqa: E402
 from fer_core import catalog, model_card  # noqa: E402
 from fer_core.analyze import analyze_file, iter_frames  # noqa: E402
-from fer_core.backends import open_face_model  # noqa: E402
+from fer_core.backends import open_face_model, with_mirror_view  # noqa: E402
 from fer_core.detect import FaceDetector  # noqa: E402
+from fer_core.labels import DEFAULT_MIRROR_VIEW  # noqa: E402
 
 GOALS = {1: 150.0, 3: 80.0}
 
@@ -61,12 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--annotated", action="store_true", help="also write the annotated mp4")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction,
+                        default=DEFAULT_MIRROR_VIEW,
+                        help="classify each face with its mirror image too (flip TTA), as the "
+                        "pages do by default; --no-mirror: one view per face")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     path = model_card.runtime_file(catalog.resolve("default").path)
     classifier = open_face_model(path)
-    print(f"model: {path.name}; {args.frames} frames of 640x480 H.264 at 30 fps; "
+    if args.mirror:
+        classifier = with_mirror_view(classifier)
+    print(f"model: {path.name}{' with its mirror view' if args.mirror else ''}; {args.frames} frames of 640x480 H.264 at 30 fps; "
           f"median of {args.runs} runs" + ("; annotated video written" if args.annotated else ""))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,8 @@ browser, codec or Streamlit) are printed beside them.
                                       [--no-mirror] [--json]
 
 The page runs with its default settings, so each face is classified with its mirror image
-too; `--no-mirror` unticks that box (one view per face) before pressing START.
+too (`fer_core.labels.DEFAULT_MIRROR_VIEW`); `--no-mirror` unticks that box (one view per
+face) before pressing START.
 
 Goals (issue 11, 2-core CPU, Chromium on the same cores): >= 25 frames/s with 1 face,
 >= 20 with 3 faces, >= 10 with a busy process beside, lag p95 <= 150 ms.
@@ -52,7 +53,7 @@ from live_browser_kit import (  # noqa: E402
     webrtc_frame,
     write_y4m,
 )
-from ui.confidence import MIRROR_LABEL  # noqa: E402
+from fer_core.labels import DEFAULT_MIRROR_VIEW, MIRROR_LABEL  # noqa: E402
 
 FPS = 30
 VIDEO_FRAMES = 300  # 10 s, looped by Chromium; barcodes stay unique within a loop
@@ -92,7 +93,8 @@ def chromium_pids() -> list[int]:
 
 
 def measure(url: str, server_pid: int, video: Path, seconds: float,
-            screenshot: Path | None = None, mirror: bool = True) -> dict[str, float]:
+            screenshot: Path | None = None,
+            mirror: bool = DEFAULT_MIRROR_VIEW) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -108,12 +110,12 @@ def measure(url: str, server_pid: int, video: Path, seconds: float,
             page.goto(f"{url}/Live", timeout=180_000)
             start = page.frame_locator('iframe[title*="webrtc"]').get_by_role("button", name="START")
             start.wait_for(timeout=180_000)
-            if not mirror:
+            if mirror != DEFAULT_MIRROR_VIEW:
                 box = page.get_by_role("checkbox", name=MIRROR_LABEL)
-                box.uncheck(force=True)
-                time.sleep(3)  # the page reruns with one view per face
-                if box.is_checked():
-                    raise RuntimeError(f"could not untick {MIRROR_LABEL!r}")
+                box.set_checked(mirror, force=True)
+                time.sleep(3)  # the page reruns with the other setting
+                if box.is_checked() != mirror:
+                    raise RuntimeError(f"could not set {MIRROR_LABEL!r} to {mirror}")
                 start.wait_for(timeout=60_000)
             start.click()
             frame = None
@@ -166,11 +168,11 @@ def measure(url: str, server_pid: int, video: Path, seconds: float,
     }
 
 
-def pipeline_figures(mirror: bool = True) -> dict:
+def pipeline_figures(mirror: bool = DEFAULT_MIRROR_VIEW) -> dict:
     """benchmarks/live_pipeline.py --json in its own process: the frame function alone."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "live_pipeline.py"), "--json", "--frames", "150",
-         *([] if mirror else ["--no-mirror"])],
+         "--mirror" if mirror else "--no-mirror"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     try:
@@ -187,8 +189,10 @@ def main() -> None:
     parser.add_argument("--no-pipeline", action="store_true", help="skip live_pipeline.py")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment variable for the app's server (to compare settings)")
-    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
-                        help="untick 'Classify the mirror image too' (one view per face)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction,
+                        default=DEFAULT_MIRROR_VIEW,
+                        help="classify each face with its mirror image too (flip TTA), as the "
+                        "pages do by default; --no-mirror unticks the box")
     parser.add_argument("--screenshot", type=Path, help="PNG of the page, first run only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         "--rescan-every", type=int, default=DEFAULT_RESCAN_EVERY,
         help="full-frame face scan every N frames (1: every frame, no re-finding)",
     )
-    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
-                        default=DEFAULT_MIRROR_VIEW, help="one view per face, not also its mirror")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction,
+                        default=DEFAULT_MIRROR_VIEW,
+                        help="classify each face with its mirror image too (flip TTA), as the "
+                        "pages do by default; --no-mirror: one view per face")
     parser.add_argument("--json", action="store_true", help="last line: results as JSON")
     args = parser.parse_args(argv)
 

@@ -22,7 +22,8 @@ from fer_core.labels import NUM_CLASSES
 from fer_core.model_card import StoredTemperature, stored_temperature
 from fer_core.runtimes import (ENSEMBLE, KERAS, ONNX, RUNTIME_NAMES, TFLITE, FaceModel,
                                as_batch, check_signature, format_of, inference_threads,
-                               is_ensemble, missing_runtime, warm_up)
+                               is_ensemble, mean_of_views, missing_runtime, warm_up,
+                               with_mirror_images)
 
 
 class MirroredFaceModel:
@@ -36,8 +37,7 @@ class MirroredFaceModel:
         batch = as_batch(faces)
         if len(batch) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        probs = self.model.predict(np.concatenate([batch, batch[:, :, ::-1]]))
-        return ((probs[:len(batch)] + probs[len(batch):]) / 2).astype(np.float32)
+        return mean_of_views(self.model.predict(with_mirror_images(batch))).astype(np.float32)
 
 
 class TemperedFaceModel:
@@ -65,13 +65,20 @@ def with_stored_temperature(model: FaceModel, path: str | os.PathLike) -> FaceMo
 def with_mirror_view(model: FaceModel) -> FaceModel:
     """`model` answering for each face and its mirror image, behind the temperature stored
     for that pair when it has one: what Evaluate's flip TTA scores, at twice the cost per
-    face. An ensemble that mirrors faces itself, or a model already mirrored, is returned as
-    it is."""
+    face. A model already mirrored (an ensemble with flip TTA among them) is returned as it
+    is; an ensemble without becomes one with it (its temperature after the views' mean)."""
+    from fer_core.ensemble import EnsembleFaceModel
+
     if isinstance(model, TemperedFaceModel):
         if isinstance(model.model, MirroredFaceModel):
             return model
         return TemperedFaceModel(MirroredFaceModel(model.model), model.stored)
-    if isinstance(model, MirroredFaceModel) or getattr(model, "tta", None) == "flip":
+    if isinstance(model, EnsembleFaceModel):
+        if model.tta == "flip":
+            return model
+        return EnsembleFaceModel(model.members, name=model.name, tta="flip",
+                                 temperature=model.temperature)
+    if isinstance(model, MirroredFaceModel):
         return model
     return MirroredFaceModel(model)
 

@@ -43,6 +43,8 @@ from fer_core.runtimes import (
     as_batch,
     ensemble_name,
     is_ensemble,
+    mean_of_views,
+    with_mirror_images,
 )
 
 MANIFEST_VERSION = 1
@@ -172,13 +174,12 @@ class EnsembleFaceModel:
         if len(batch) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
         if self.tta == "flip":  # one call per member for both views: half the calls
-            batch = np.concatenate([batch, batch[:, :, ::-1]])
+            batch = with_mirror_images(batch)
         total = np.zeros((len(batch), NUM_CLASSES), np.float64)
         for member in self.members:
             total += member.predict(batch)
         if self.tta == "flip":
-            half = len(total) // 2
-            total = total[:half] + total[half:]
+            total = mean_of_views(total)
         probs = total / total.sum(axis=1, keepdims=True)
         if self.temperature != 1.0:
             return with_temperature(probs, self.temperature)

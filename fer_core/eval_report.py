@@ -165,8 +165,8 @@ def stored_temperature_note(model_path) -> str:
     elif (stored := stored_temperature(model_path)) is not None:
         name, fitted = Path(model_path).name, stored.fitted_on or "PublicTest"
         what = (f"the temperature its card stores, fitted on {fitted}: {stored.plain:.2f} for "
-                "one view of each face (as the Live page, photos and Analyse run it) and "
-                f"{stored.flip:.2f} for a face averaged with its mirror image (TTA here)")
+                f"one view of each face and {stored.flip:.2f} for a face averaged with its "
+                "mirror image (TTA here; the Live page, photos and Analyse by default)")
     else:
         return ""
     return (f"{name} applies {what}: the figures here are its probabilities before and after "
@@ -174,8 +174,8 @@ def stored_temperature_note(model_path) -> str:
 
 
 def gradcam_caption(probs: np.ndarray, cls: int, model_path) -> str:
-    """The Grad-CAM image's caption: the class and its probability for this one view, after
-    the temperature the model's card stores (as the gallery and the Live page show it)."""
+    """The Grad-CAM image's caption: the class and its probability for this one view (Grad-CAM
+    explains one image), after the temperature the model's card stores for one view."""
     stored = stored_temperature(model_path)
     if stored is not None:
         probs = with_temperature(np.asarray(probs)[None], stored.plain)[0]

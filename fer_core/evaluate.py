@@ -40,7 +40,7 @@ from fer_core.calibration import (
     measure_temperature,
     with_temperature,
 )
-from fer_core.backends import TemperedFaceModel
+from fer_core.backends import MirroredFaceModel, TemperedFaceModel
 from fer_core.ensemble import EnsembleFaceModel, model_fingerprint, read_ensemble
 from fer_core.files import atomic_write
 from fer_core.labels import EMOTIONS, NUM_CLASSES
@@ -325,9 +325,15 @@ def _combine_of(path: str | Path) -> _Combine:
 def _per_view(model: Any) -> tuple[Any, _Combine]:
     """A model that answers for one view at a time, without a temperature, and how to
     combine its answers into the model's own: an ensemble becomes the mean of its members,
-    a model behind its card's temperature the model itself; any other is used as it is."""
+    a model behind its card's temperature the model itself, a mirrored one (the pages') its
+    model with both views built in; any other is used as it is."""
     if isinstance(model, TemperedFaceModel):
+        if isinstance(model.model, MirroredFaceModel):
+            flip = model.stored.flip
+            return model.model.model, _Combine(True, flip, flip)
         return model.model, _Combine.stored(model.stored)
+    if isinstance(model, MirroredFaceModel):
+        return model.model, _Combine(built_in_flip=True)
     if not isinstance(model, EnsembleFaceModel):
         return model, _Combine()
     return EnsembleFaceModel(model.members, name=model.name, tta="none"), _Combine.of(model)

@@ -35,6 +35,7 @@ DEFAULT_UNCERTAIN_BELOW = 0.4
 # instead of 68.7%, and takes 0.8 ms a face instead of 0.45 ms in the Live pipeline
 # (`benchmarks/live_pipeline.py [--no-mirror]`).
 DEFAULT_MIRROR_VIEW = True
+MIRROR_LABEL = "Classify the mirror image too"  # the box on Live and Analyse
 
 
 CONFIDENCE_DECIMALS = 4  # confidences are written to tables, and compared, to this precision

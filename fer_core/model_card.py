@@ -13,9 +13,9 @@ is within `MAX_ACCURACY_DROP` points of the source's, the one fastest for a sing
 webcam frame holds one to three), if it beat the Keras model on its card. None means: run
 the `.keras` file itself.
 
-A card may also store the model's temperature (`python -m fer_core calibrate`): one for the
-model as it runs on the Live page, photos and Analyse (one view per face) and one for its
-mean with the mirror view (Evaluate's TTA), fitted on PublicTest, with the SHA-256 of the
+A card may also store the model's temperature (`python -m fer_core calibrate`): one for one
+view per face and one for its mean with the mirror view (Evaluate's TTA, and the Live page,
+photos and Analyse unless the user unticks it), fitted on PublicTest, with the SHA-256 of the
 file it was fitted for, so new weights in the same file never inherit it. TensorFlow-free.
 """
 
@@ -149,8 +149,8 @@ def runtime_file(model_path: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class StoredTemperature:
-    """The temperatures a card stores for its model file: `plain` for one view per face (how
-    every page but Evaluate's TTA runs it), `flip` for the mean of a face and its mirror."""
+    """The temperatures a card stores for its model file: `plain` for one view per face,
+    `flip` for the mean of a face and its mirror (Evaluate's TTA; the pages' default)."""
 
     plain: float
     flip: float

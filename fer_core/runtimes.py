@@ -115,6 +115,18 @@ def as_batch(faces: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(faces, dtype=np.float32)
 
 
+def with_mirror_images(batch: np.ndarray) -> np.ndarray:
+    """A NHWC batch followed by the mirror image of each of its faces (2N faces): both views
+    of flip TTA in one call; `mean_of_views` folds the answers back."""
+    return np.concatenate([batch, batch[:, :, ::-1]])
+
+
+def mean_of_views(probs: np.ndarray) -> np.ndarray:
+    """(2N, 7) answers for `with_mirror_images(batch)` as (N, 7): each face's mean of both."""
+    half = len(probs) // 2
+    return (probs[:half] + probs[half:]) / 2
+
+
 def check_signature(name: str, n_inputs: int, n_outputs: int, input_shape: list) -> None:
     """ValueError unless a model file has one input of shape (N, 48, 48, 1) and one output
     (what ONNX Runtime and LiteRT report before anything runs)."""

@@ -3,6 +3,7 @@ video, stopped, killed and failed ones, and the Analyse page over them (AppTest)
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -78,8 +79,14 @@ def test_an_analysis_classifies_each_face_with_its_mirror_image_unless_told(env,
         confidences[mirror] = [float(r["confidence"]) for r in rows_of(folder / "rows.csv")]
     assert len(confidences[True]) == len(confidences[False]) == 40
     assert confidences[True] != confidences[False]
-    assert jobs.new_analysis(clip.name, input_path=clip).name  # the default: mirrored
-    assert jobs.list_analyses()[0].mirror is True
+    folder = jobs.new_analysis(clip.name, input_path=clip)
+    assert jobs.read_status(folder).mirror is True  # the default
+    job = json.loads((folder / "job.json").read_text())
+    del job["mirror"]  # a job written before the option: one view, as it ran then
+    (folder / "job.json").write_text(json.dumps(job))
+    assert jobs.read_status(folder).mirror is False
+    assert jobs.run_analysis(folder)["state"] == jobs.FINISHED
+    assert [float(r["confidence"]) for r in rows_of(folder / "rows.csv")] == confidences[False]
 
 
 def test_stopping_keeps_the_rows_so_far(env, tmp_path):
@@ -129,6 +136,8 @@ def test_the_page_starts_an_analysis_and_shows_its_results(env, clip):
     at.file_uploader(key="analysis_upload").set_value(
         (clip.name, clip.read_bytes(), "video/mp4"))
     at.slider(key="analysis_uncertain").set_value(0.55)
+    assert at.checkbox(key="analysis_mirror").value is True
+    at.checkbox(key="analysis_mirror").uncheck()
     at.button[0].click()  # the form's Start
     at.run()
     assert not at.exception, at.exception
@@ -142,6 +151,8 @@ def test_the_page_starts_an_analysis_and_shows_its_results(env, clip):
     shares = at.dataframe[0].value  # the shares table comes first
     assert list(shares.columns[:2]) == ["face_id", "frames"] and shares["frames"].sum() == 40
     assert shares.columns[-1] == "uncertain" and jobs.read_status(folder).uncertain_below == 0.55
+    assert jobs.read_status(folder).mirror is False
+    assert any("one view of each face" in c.value for c in at.caption)
     rows = rows_of(folder / "rows.csv")
     unsure = sum(r["uncertain"] == "true" for r in rows) / len(rows)  # as the CSV flags them
     assert unsure == sum(float(r["confidence"]) < 0.55 for r in rows) / len(rows)

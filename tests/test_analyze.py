@@ -232,6 +232,7 @@ def test_the_cli_writes_the_csv_and_a_json_summary(clip, tmp_path, capsys, fer_d
                  "--every", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["frames"] == 14 and summary["faces"] == len(rows_of(out))
+    assert summary["mirror"] is True  # each face with its mirror image, unless --no-mirror
     assert {"frames_with_faces", "distinct_face_ids", "seconds", "frames_per_second",
             "emotion_share"} <= set(summary)
     one_view = tmp_path / "one-view.csv"

@@ -63,6 +63,23 @@ def test_a_model_that_mirrors_already_is_left_as_it_is() -> None:
     assert with_mirror_view(tempered) is tempered
     flip = EnsembleFaceModel([LeftRight()], tta="flip")
     assert with_mirror_view(flip) is flip
-    single = EnsembleFaceModel([LeftRight()], tta="none")
-    assert isinstance(with_mirror_view(single), MirroredFaceModel)
+    single = EnsembleFaceModel([LeftRight()], tta="none", temperature=0.8)
+    mirrored = with_mirror_view(single)
+    assert (mirrored.tta, mirrored.temperature, mirrored.members) == ("flip", 0.8, single.members)
 
+
+def test_evaluate_scores_a_mirrored_model_with_both_views_and_their_temperature() -> None:
+    """A page's classifier handed to Evaluate is scored as the page runs it, its plain and
+    mirrored views kept apart (accuracy without TTA), then the pair's temperature."""
+    from fer_core import evaluate
+
+    labels = np.array([0, 1, 2])
+    model = LeftRight()
+    stored = StoredTemperature(2.0, 0.5, "PublicTest")
+    for page_model, temperature in ((with_mirror_view(model), None),
+                                    (with_mirror_view(TemperedFaceModel(model, stored)), 0.5)):
+        result = evaluate.evaluate_model(page_model, FACES, labels)
+        both = (model.predict(FACES) + model.predict(FACES[:, :, ::-1])) / 2
+        expected = both if temperature is None else calibration.with_temperature(both, 0.5)
+        np.testing.assert_allclose(result.probs, expected, atol=1e-5)
+        assert result.accuracy_without_tta is not None

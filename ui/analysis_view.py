@@ -49,6 +49,8 @@ def result_view(status: jobs.AnalysisStatus) -> None:
     cols[2].metric("Faces (rows)", f"{summary.get('faces', 0):,}")
     cols[3].metric("Distinct faces", f"{summary.get('distinct_face_ids', 0):,}")
     cols[4].metric("Frames/s of analysis", f"{summary.get('frames_per_second', 0):.0f}")
+    st.caption(f"Model {status.model}, " + ("each face classified with its mirror image too."
+                                            if status.mirror else "one view of each face."))
     rows_path = status.folder / "rows.csv"
     if not rows_path.is_file():
         return

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.labels import DEFAULT_MIRROR_VIEW, DEFAULT_UNCERTAIN_BELOW
-
-MIRROR_LABEL = "Classify the mirror image too"
+from fer_core.labels import DEFAULT_MIRROR_VIEW, DEFAULT_UNCERTAIN_BELOW, MIRROR_LABEL
 
 
 def uncertain_slider(key: str) -> float:

@@ -9,15 +9,16 @@ import streamlit as st
 
 from fer_core.charts import face_probabilities_figure
 from fer_core.detect import FaceDetector
-from fer_core.infer import Classifier, decode_image, process_frame
+from fer_core.infer import decode_image, process_frame
 from fer_core.labels import DEFAULT_UNCERTAIN_BELOW
+from fer_core.runtimes import FaceModel
 from fer_core.stream import StreamMonitor
 
 # a face's box (FacePrediction.box) as four columns: one "(x, y, w, h)" column was cut off
 BOX_COLUMNS = {"x": "left edge", "y": "top edge", "w": "width", "h": "height"}
 
 
-def photo_view(detector: Callable[[], FaceDetector], classifier: Classifier, *,
+def photo_view(detector: Callable[[], FaceDetector], classifier: FaceModel, *,
                uncertain_below: float = DEFAULT_UNCERTAIN_BELOW) -> None:
     """Source choice, then the annotated picture; `detector` is called once a picture is
     there (photos are scanned at more detail than webcam frames). Faces less sure than

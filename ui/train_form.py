@@ -130,8 +130,9 @@ def config_form(*, data: str, has_public_test: bool) -> TrainConfig | None:
     preset_col.selectbox("Preset", form.preset_names(), index=None, key="train_preset",
                          placeholder="none (each field's own default)",
                          help="Named starting points (fer_core.config.PRESETS): `default` is "
-                         "the recipe of the shipped model (which was trained with 64 epochs, "
-                         "seed 4 and random erasing 0.3 instead of 40, 0 and none), `quick` a smoke run of a few minutes.")
+                         "the recipe of the shipped model (which was trained with 64 "
+                         "epochs, seed 4 and random erasing 0.3 instead of 40, 0 and none), "
+                         "`quick` a smoke run of a few minutes.")
     apply_col.button("Apply preset", key="train_apply_preset", on_click=_apply_preset)
 
     # Widget values of this run, read before they are drawn: what does nothing is greyed out.

@@ -3,8 +3,8 @@
 Fits a model file's temperatures on PublicTest of `--data` by log-loss and stores them on
 its card (`model_card.store_temperature`), so the pages and commands that open the file
 (`backends.open_face_model`, the pages' shared models, Evaluate) show calibrated confidences:
-one temperature for one view of each face (the Live page, photos, Analyse) and one for the
-mean with its mirror image (Evaluate's TTA). MODEL is a `.keras`, `.onnx` or `.tflite` file,
+one temperature for one view of each face and one for the mean with its mirror image
+(Evaluate's TTA, and the Live page, photos and Analyse unless the user unticks it). MODEL is a `.keras`, `.onnx` or `.tflite` file,
 a run id or `default`; a `.keras` file's exports (the carded `.onnx`/`.tflite` files beside it
 made from these very weights) are fitted too, each on its own outputs, and one whose runtime
 is missing here is named, not skipped in silence. An ensemble fits its temperature when it is

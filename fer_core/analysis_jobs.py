@@ -155,9 +155,7 @@ def stop_analysis(folder: str | os.PathLike) -> None:
 def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
     """The child's work: analyse the job of `folder` and write its summary (never raises for
     a bad input or model: the summary says what went wrong)."""
-    from fer_core import catalog, model_card
-    from fer_core.analyze import Summary, analyze_file, frame_count
-    from fer_core.backends import open_face_model, with_mirror_view
+    from fer_core.analyze import Summary, analyze_file, frame_count, open_classifier
     from fer_core.detect import FaceDetector
 
     folder = Path(folder)
@@ -179,10 +177,9 @@ def run_analysis(folder: str | os.PathLike) -> dict[str, Any]:
         source = Path(job["input"])
         total = frame_count(source, every=int(job.get("every", 1)))
         report(Summary())
-        classifier = open_face_model(model_card.runtime_file(
-            catalog.resolve(job.get("model", "default")).path))
-        if job.get("mirror"):  # jobs written before the option ran one view
-            classifier = with_mirror_view(classifier)
+        # jobs written before the mirror option ran one view
+        classifier = open_classifier(job.get("model", "default"),
+                                     mirror=bool(job.get("mirror", False)))
         summary = analyze_file(
             source, folder / "rows.csv", classifier, FaceDetector(),
             annotated=folder / "annotated.mp4" if job.get("annotated") else None,

@@ -374,6 +374,17 @@ class _Thumbnails:
             times.append(frame.time_s)
 
 
+def open_classifier(spec: str, *, mirror: bool) -> FaceModel:
+    """The model `spec` names (run id, model file, `default`) as an analysis runs it: on the
+    fastest measured export of a `.keras` file, as the Live page does, with each face's mirror
+    image too when `mirror`; ValueError/OSError when it cannot be opened."""
+    from fer_core import catalog, model_card
+    from fer_core.backends import open_face_model, with_mirror_view
+
+    classifier = open_face_model(model_card.runtime_file(catalog.resolve(spec).path))
+    return with_mirror_view(classifier) if mirror else classifier
+
+
 def analyze_file(path: str | os.PathLike, out_csv: str | os.PathLike, classifier: FaceModel,
                  detector: FaceDetector, *, annotated: str | os.PathLike | None = None,
                  every: int = 1, rescan_every: int = DEFAULT_RESCAN_EVERY,

@@ -1,6 +1,6 @@
 """`python -m fer_core analyze INPUT --out FILE.csv [--annotated OUT.mp4] [--model M]
-[--every N] [--no-mirror] [--json]`: emotions of every face in a video, an image, a folder or a zip of
-images (`fer_core.analyze`), one CSV row per face per analysed frame.
+[--every N] [--no-mirror] [--json]`: emotions of every face in a video, an image, a folder or
+a zip of images (`fer_core.analyze`), one CSV row per face per analysed frame.
 
 MODEL is a run id, `default` or a model file (`fer_core.catalog`); a `.keras` model runs on
 its fastest measured export, as on the Live page (`model_card.fastest_export`). `--json`
@@ -41,9 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fer_core import catalog, model_card
-    from fer_core.analyze import analyze_file
-    from fer_core.backends import open_face_model, with_mirror_view
+    from fer_core.analyze import analyze_file, open_classifier
     from fer_core.detect import FaceDetector
     from fer_core.labels import DEFAULT_UNCERTAIN_BELOW, check_uncertain_below
 
@@ -58,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        classifier = open_face_model(model_card.runtime_file(catalog.resolve(args.model).path))
-        if args.mirror:
-            classifier = with_mirror_view(classifier)
+        classifier = open_classifier(args.model, mirror=args.mirror)
         summary = analyze_file(args.input, args.out, classifier, FaceDetector(),
                                annotated=args.annotated, every=args.every,
                                uncertain_below=uncertain_below)
